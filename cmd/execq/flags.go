@@ -1,0 +1,224 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	units "github.com/docker/go-units"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/execq/execq/tasks"
+)
+
+// defaultRedisURL is where clients and workers look for Redis unless told.
+const defaultRedisURL = "redis://127.0.0.1:6379/0"
+
+// redisFlag adds --redis, defaulting to EXECQ_REDIS_URL.
+func redisFlag(fs *pflag.FlagSet, url *string) {
+	def := os.Getenv("EXECQ_REDIS_URL")
+	if def == "" {
+		def = defaultRedisURL
+	}
+	fs.StringVar(url, "redis", def, "Redis URL (env EXECQ_REDIS_URL)")
+}
+
+// requestFlags are the flags that describe an execution, shared by run and
+// submit.
+type requestFlags struct {
+	id        string
+	queue     string
+	image     string
+	timeout   time.Duration
+	memory    string
+	cpus      float64
+	pids      int64
+	maxOutput string
+	workdir   string
+	env       []string
+	files     []string
+	collect   []string
+	stdin     bool
+}
+
+func (f *requestFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.id, "id", "", "execution ID (default a new UUID); a repeated ID runs once")
+	fs.StringVar(&f.queue, "queue", "default", "queue to submit to")
+	fs.StringVar(&f.image, "image", "", "sandbox image (default the worker's)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "kill the command after this long, e.g. 500ms, 2s, 1m (default the worker's, 30s)")
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 64m, 1g (default the worker's, 256m)")
+	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs the command may use, e.g. 0.5 (default the worker's, 1)")
+	fs.Int64Var(&f.pids, "pids", 0, "process limit (default the worker's, 256)")
+	fs.StringVar(&f.maxOutput, "max-output", "", "keep at most this much of each of stdout and stderr, e.g. 1m (default the worker's, 1m)")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory, relative to /workspace")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable: K=V, or K to pass this shell's value")
+	fs.StringArrayVar(&f.files, "file", nil, "put a local file or directory into /workspace: SRC[:DST]")
+	fs.StringArrayVar(&f.collect, "collect", nil, "return files matching this glob (relative to /workspace, ** for any depth)")
+	fs.BoolVar(&f.stdin, "stdin", false, "give this process's standard input to the command")
+}
+
+func (f *requestFlags) request(cmd []string, stdin *os.File) (tasks.ExecRequest, error) {
+	req := tasks.ExecRequest{
+		ID:      f.id,
+		Queue:   f.queue,
+		Image:   f.image,
+		Cmd:     cmd,
+		Timeout: f.timeout,
+		CPUs:    f.cpus,
+		Pids:    f.pids,
+		WorkDir: f.workdir,
+		Collect: f.collect,
+	}
+	var err error
+	if req.MemoryBytes, err = parseSize("--memory", f.memory); err != nil {
+		return req, err
+	}
+	if req.MaxOutputBytes, err = parseSize("--max-output", f.maxOutput); err != nil {
+		return req, err
+	}
+	if req.Env, err = parseEnv(f.env); err != nil {
+		return req, err
+	}
+	for _, spec := range f.files {
+		files, err := readFileFlag(spec)
+		if err != nil {
+			return req, err
+		}
+		req.Files = append(req.Files, files...)
+	}
+	if f.stdin {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return req, fmt.Errorf("read standard input: %w", err)
+		}
+		req.Stdin = b
+	}
+	return req, nil
+}
+
+// parseSize reads a size as Docker does (64m, 1g: powers of 1024).
+func parseSize(flag, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s %q is not a size like 64m or 1g", flag, s)
+	}
+	return n, nil
+}
+
+func parseEnv(list []string) (map[string]string, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	env := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			v, ok = os.LookupEnv(k)
+			if !ok {
+				continue
+			}
+		}
+		if k == "" {
+			return nil, fmt.Errorf("--env %q has no name", kv)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// readFileFlag reads SRC[:DST]; a directory is read whole.
+func readFileFlag(spec string) ([]tasks.File, error) {
+	src, dst, ok := strings.Cut(spec, ":")
+	if src == "" {
+		return nil, fmt.Errorf("--file %q has no source", spec)
+	}
+	info, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
+	}
+	if !ok || dst == "" {
+		dst = filepath.Base(filepath.Clean(src))
+	}
+	if !info.IsDir() {
+		content, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("--file: %w", err)
+		}
+		return []tasks.File{{Path: dst, Content: content, Mode: tasks.FileMode(info.Mode().Perm())}}, nil
+	}
+	var files []tasks.File
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		content, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, tasks.File{
+			Path:    path.Join(dst, filepath.ToSlash(rel)),
+			Content: content,
+			Mode:    tasks.FileMode(fi.Mode().Perm()),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--file %s: %w", src, err)
+	}
+	return files, nil
+}
+
+// parseQueues reads "a,b" or "a:3,b:1" into queue priorities.
+func parseQueues(s string) (map[string]int, error) {
+	queues := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, prio, ok := strings.Cut(part, ":")
+		p := 1
+		if ok {
+			n, err := strconv.Atoi(prio)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("--queues: priority %q of %s is not a positive number", prio, name)
+			}
+			p = n
+		}
+		queues[name] = p
+	}
+	if len(queues) == 0 {
+		return nil, fmt.Errorf("--queues %q names no queue", s)
+	}
+	return queues, nil
+}
+
+// argsAfterDash returns the command after "--", or all args when there is
+// no "--".
+func argsAfterDash(cmd *cobra.Command, args []string) []string {
+	if i := cmd.ArgsLenAtDash(); i >= 0 {
+		return args[i:]
+	}
+	return args
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execq/execq/producer"
+	"github.com/execq/execq/tasks"
+)
+
+func newRunCommand() *cobra.Command {
+	var (
+		redisURL  string
+		req       requestFlags
+		asJSON    bool
+		outputDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARG...]",
+		Short: "Run a command and print its output as it happens",
+		Long: `Submits an execution, prints the command's stdout and stderr to this
+process's stdout and stderr byte for byte as they are produced, and exits with
+the command's exit code: 124 when it timed out, 130 when it was canceled, 137
+when the memory limit killed it, and 125 when execq could not run it.
+Ctrl-C cancels the execution.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := req.request(argsAfterDash(cmd, args), os.Stdin)
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			client, err := producer.Dial(redisURL, producer.Options{})
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			defer client.Close()
+			ctx := cmd.Context()
+			id, err := client.Submit(ctx, r)
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			return follow(ctx, client, id, followOptions{
+				printOutput: !asJSON,
+				printJSON:   asJSON,
+				collectTo:   outputDir,
+				collect:     len(r.Collect) > 0,
+			})
+		},
+	}
+	redisFlag(cmd.Flags(), &redisURL)
+	req.register(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result JSON instead of the output")
+	cmd.Flags().StringVar(&outputDir, "output-dir", ".", "where collected files are written")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+type followOptions struct {
+	printOutput bool
+	printJSON   bool
+	collect     bool
+	collectTo   string
+	from        string
+}
+
+// follow prints an execution's output until it exits and returns the exit
+// code error of the CLI. The first SIGINT or SIGTERM cancels the execution
+// and goes on following it; a second one leaves at once.
+func follow(ctx context.Context, client *producer.Client, id string, opts followOptions) error {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	ctx, leave := context.WithCancel(ctx)
+	defer leave()
+	go func() {
+		select {
+		case <-signals:
+		case <-ctx.Done():
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := client.Cancel(cctx, id)
+		cancel()
+		if err != nil && !errors.Is(err, producer.ErrFinished) {
+			fmt.Fprintln(os.Stderr, "execq: cancel:", err)
+		}
+		select {
+		case <-signals:
+			leave()
+		case <-ctx.Done():
+		}
+	}()
+
+	var exit tasks.ExitData
+	for ev, err := range client.Follow(ctx, id, opts.from) {
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return exitWith(exitCanceled, "left %s running after a second interrupt", id)
+			}
+			return exitWith(exitExecqFailed, "%v", err)
+		}
+		switch ev.Type {
+		case tasks.EventStdout:
+			if opts.printOutput {
+				if _, err := os.Stdout.Write(ev.Data); err != nil {
+					return exitWith(exitExecqFailed, "write stdout: %v", err)
+				}
+			}
+		case tasks.EventStderr:
+			if opts.printOutput {
+				_, _ = os.Stderr.Write(ev.Data)
+			}
+		case tasks.EventExit:
+			if exit, err = ev.Exit(); err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+		}
+	}
+	if opts.printJSON || opts.collect {
+		res, err := client.Result(ctx, id)
+		if err != nil {
+			return exitWith(exitExecqFailed, "%v", err)
+		}
+		if opts.printJSON {
+			if err := printJSON(os.Stdout, res); err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+		}
+		if opts.collect {
+			if err := writeCollected(opts.collectTo, res.Files); err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+		}
+	}
+	res := tasks.Result{Status: exit.Status, ExitCode: exit.ExitCode}
+	code := res.CLIExitCode()
+	if exit.Status == tasks.StatusSucceeded || exit.Status == tasks.StatusFailed || opts.printJSON {
+		return exitCodeOnly(code)
+	}
+	msg := string(exit.Status)
+	if exit.Error != "" {
+		msg += ": " + exit.Error
+	}
+	return exitWith(code, "%s", msg)
+}
+
+func exitCodeOnly(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return &exitError{code: code}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeCollected writes the collected files under dir; their paths were
+// checked by the worker, and are checked again here.
+func writeCollected(dir string, files []tasks.CollectedFile) error {
+	for _, f := range files {
+		if f.Error != "" {
+			fmt.Fprintf(os.Stderr, "execq: %s: %s\n", f.Path, f.Error)
+			continue
+		}
+		rel, err := tasks.WorkspacePath(f.Path)
+		if err != nil {
+			return fmt.Errorf("collected file: %w", err)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(f.Mode) & 0o777
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(dst, f.Content, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newSubmitCommand() *cobra.Command {
+	var (
+		redisURL string
+		req      requestFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "submit [flags] -- CMD [ARG...]",
+		Short: "Submit a command and print its execution ID",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := req.request(argsAfterDash(cmd, args), os.Stdin)
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			client, err := producer.Dial(redisURL, producer.Options{})
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			defer client.Close()
+			id, err := client.Submit(cmd.Context(), r)
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			fmt.Println(id)
+			return nil
+		},
+	}
+	redisFlag(cmd.Flags(), &redisURL)
+	req.register(cmd.Flags())
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func newTailCommand() *cobra.Command {
+	var (
+		redisURL string
+		from     string
+	)
+	cmd := &cobra.Command{
+		Use:   "tail ID",
+		Short: "Print an execution's output as it happens and exit like run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := producer.Dial(redisURL, producer.Options{})
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			defer client.Close()
+			return follow(cmd.Context(), client, args[0], followOptions{printOutput: true, from: from})
+		},
+	}
+	redisFlag(cmd.Flags(), &redisURL)
+	cmd.Flags().StringVar(&from, "from", "", "resume after this stream entry ID")
+	return cmd
+}
+
+func newResultCommand() *cobra.Command {
+	var (
+		redisURL string
+		wait     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "result ID",
+		Short: "Print an execution's result as JSON",
+		Long: `Prints the result JSON. Without --wait it exits 1 when the execution has no
+result yet; with --wait it waits up to that long for one.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := producer.Dial(redisURL, producer.Options{})
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			defer client.Close()
+			ctx := cmd.Context()
+			var res *tasks.Result
+			if wait > 0 {
+				wctx, cancel := context.WithTimeout(ctx, wait)
+				defer cancel()
+				res, err = client.Wait(wctx, args[0])
+				if errors.Is(err, context.DeadlineExceeded) {
+					return exitWith(1, "%s has no result after %s", args[0], wait)
+				}
+			} else {
+				res, err = client.Result(ctx, args[0])
+			}
+			switch {
+			case errors.Is(err, producer.ErrNoResult):
+				return exitWith(1, "%v", err)
+			case err != nil:
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			return printJSON(os.Stdout, res)
+		},
+	}
+	redisFlag(cmd.Flags(), &redisURL)
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the result")
+	return cmd
+}
+
+func newCancelCommand() *cobra.Command {
+	var redisURL string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel an execution, queued or running",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := producer.Dial(redisURL, producer.Options{})
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			defer client.Close()
+			err = client.Cancel(cmd.Context(), args[0])
+			switch {
+			case errors.Is(err, producer.ErrFinished):
+				return exitWith(1, "%v", err)
+			case err != nil:
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			fmt.Fprintf(os.Stderr, "execq: %s canceled\n", args[0])
+			return nil
+		},
+	}
+	redisFlag(cmd.Flags(), &redisURL)
+	return cmd
+}

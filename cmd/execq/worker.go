@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
+)
+
+// workerFlags configure a worker; `execq up` shares them.
+type workerFlags struct {
+	redisURL        string
+	name            string
+	image           string
+	poolSize        int
+	concurrency     int
+	queues          string
+	checkInterval   time.Duration
+	shutdownTimeout time.Duration
+	retention       time.Duration
+	maxUses         int
+	ociRuntime      string
+	workspaceSize   string
+	tmpSize         string
+	cgroupRoot      string
+	defaultTimeout  time.Duration
+	maxTimeout      time.Duration
+	defaultMemory   string
+	maxMemory       string
+	defaultCPUs     float64
+	maxCPUs         float64
+	defaultPids     int64
+	maxPids         int64
+	defaultOutput   string
+	maxOutput       string
+	logFormat       string
+	logLevel        string
+}
+
+func (f *workerFlags) register(fs *pflag.FlagSet) {
+	redisFlag(fs, &f.redisURL)
+	fs.StringVar(&f.name, "name", "", "worker name in results, logs and container labels (default host-pid-random)")
+	fs.StringVar(&f.image, "image", worker.DefaultImage, "default sandbox image, kept warm")
+	fs.IntVar(&f.poolSize, "pool-size", 4, "containers kept warm")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "executions at once (default the pool size)")
+	fs.StringVar(&f.queues, "queues", "default", `queues to serve, with priorities: "default" or "high:6,default:3,low:1"`)
+	fs.DurationVar(&f.checkInterval, "task-check-interval", 5*time.Millisecond, "how often empty queues are polled")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace period for running executions at shutdown")
+	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long results and output streams are kept")
+	fs.IntVar(&f.maxUses, "max-uses", 100, "executions a container serves before it is replaced")
+	fs.StringVar(&f.ociRuntime, "oci-runtime", "", `container runtime, e.g. "runsc" (default the engine's)`)
+	fs.StringVar(&f.workspaceSize, "workspace-size", "256m", "size of each container's /workspace tmpfs")
+	fs.StringVar(&f.tmpSize, "tmp-size", "64m", "size of each container's /tmp tmpfs")
+	fs.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroups are mounted, for cpu and memory accounting")
+	fs.DurationVar(&f.defaultTimeout, "default-timeout", 30*time.Second, "timeout of requests that give none")
+	fs.DurationVar(&f.maxTimeout, "max-timeout", time.Hour, "largest timeout a request may ask for")
+	fs.StringVar(&f.defaultMemory, "default-memory", "256m", "memory limit of requests that give none")
+	fs.StringVar(&f.maxMemory, "max-memory", "4g", "largest memory limit a request may ask for")
+	fs.Float64Var(&f.defaultCPUs, "default-cpus", 1, "CPUs of requests that give none")
+	fs.Float64Var(&f.maxCPUs, "max-cpus", 2, "most CPUs a request may ask for")
+	fs.Int64Var(&f.defaultPids, "default-pids", 256, "process limit of requests that give none")
+	fs.Int64Var(&f.maxPids, "max-pids", 4096, "largest process limit a request may ask for")
+	fs.StringVar(&f.defaultOutput, "default-max-output", "1m", "output kept per stream for requests that give no cap")
+	fs.StringVar(&f.maxOutput, "max-output", "16m", "largest output cap a request may ask for")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (f *workerFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q is neither text nor json", f.logFormat)
+}
+
+func (f *workerFlags) limits() (tasks.Limits, error) {
+	l := tasks.Limits{
+		DefaultTimeout: f.defaultTimeout,
+		MaxTimeout:     f.maxTimeout,
+		DefaultCPUs:    f.defaultCPUs,
+		MaxCPUs:        f.maxCPUs,
+		DefaultPids:    f.defaultPids,
+		MaxPids:        f.maxPids,
+	}
+	sizes := []struct {
+		flag string
+		val  string
+		dst  *int64
+	}{
+		{"--default-memory", f.defaultMemory, &l.DefaultMemoryBytes},
+		{"--max-memory", f.maxMemory, &l.MaxMemoryBytes},
+		{"--default-max-output", f.defaultOutput, &l.DefaultOutputBytes},
+		{"--max-output", f.maxOutput, &l.MaxOutputBytes},
+	}
+	for _, s := range sizes {
+		n, err := parseSize(s.flag, s.val)
+		if err != nil {
+			return l, err
+		}
+		*s.dst = n
+	}
+	l = l.WithDefaults()
+	return l, l.Validate()
+}
+
+// build makes the worker: Redis client, Docker runtime and worker config.
+func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worker.Worker, error) {
+	limits, err := f.limits()
+	if err != nil {
+		return nil, err
+	}
+	queues, err := parseQueues(f.queues)
+	if err != nil {
+		return nil, err
+	}
+	workspace, err := parseSize("--workspace-size", f.workspaceSize)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := parseSize("--tmp-size", f.tmpSize)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := docker.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	cfg := worker.Config{
+		Redis:             rdb,
+		Name:              f.name,
+		Image:             f.image,
+		PoolSize:          f.poolSize,
+		Concurrency:       f.concurrency,
+		Queues:            queues,
+		TaskCheckInterval: f.checkInterval,
+		Limits:            limits,
+		Retention:         f.retention,
+		MaxUses:           f.maxUses,
+		ShutdownTimeout:   f.shutdownTimeout,
+		Logger:            log,
+	}
+	if cfg.Name == "" {
+		// The runtime labels containers with the name: fix it here.
+		cfg.Name = worker.DefaultName()
+	}
+	rt, err := docker.New(cli, docker.Config{
+		Owner:          cfg.Name,
+		Limits:         sandbox.Limits{MemoryBytes: limits.DefaultMemoryBytes, NanoCPUs: int64(limits.DefaultCPUs * 1e9), Pids: limits.DefaultPids},
+		WorkspaceBytes: workspace,
+		TmpBytes:       tmp,
+		OCIRuntime:     f.ociRuntime,
+		CgroupRoot:     f.cgroupRoot,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Runtime = rt
+	return worker.New(cfg)
+}
+
+func newWorkerCommand() *cobra.Command {
+	var f workerFlags
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Serve executions from Redis in warm Docker containers",
+		Long: `Serves executions: claims them from the queues, runs each in a warm,
+locked-down container of its pool, streams output into Redis and stores the
+result. SIGTERM or SIGINT stops it gracefully: running executions get
+--shutdown-timeout to finish, then are killed and left to be retried, and the
+worker's containers are removed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := f.logger()
+			if err != nil {
+				return err
+			}
+			ropts, err := redis.ParseURL(f.redisURL)
+			if err != nil {
+				return fmt.Errorf("--redis %q: %w", f.redisURL, err)
+			}
+			rdb := redis.NewClient(ropts)
+			defer rdb.Close()
+			w, err := f.build(rdb, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := waitForRedis(ctx, rdb, log, redactURL(f.redisURL)); err != nil {
+				return err
+			}
+			return w.Run(ctx)
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// waitForRedis pings Redis until it answers or ctx ends, saying so in the
+// log, so that a worker started before Redis waits for it.
+func waitForRedis(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, where string) error {
+	backoff := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("redis is not reachable; retrying", "redis", where, "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis at %s: %w", where, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// redactURL hides a password in a Redis URL for logs.
+func redactURL(url string) string {
+	if at := strings.LastIndex(url, "@"); at >= 0 {
+		if scheme := strings.Index(url, "://"); scheme >= 0 && scheme < at {
+			return url[:scheme+3] + "***" + url[at:]
+		}
+	}
+	return url
+}

@@ -1,0 +1,277 @@
+// Package rdb is the only code that reads or writes execq's own Redis keys
+// (asynq keeps its own). Key names come from tasks.Keys; each Lua script is
+// a documented variable in scripts.go.
+package rdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/execq/execq/tasks"
+)
+
+// ErrNotFound is returned when a key the caller asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// DefaultRetention is how long results, streams and markers are kept.
+const DefaultRetention = 24 * time.Hour
+
+// Store reads and writes one deployment's execution keys.
+type Store struct {
+	client    redis.UniversalClient
+	keys      tasks.Keys
+	retention time.Duration
+}
+
+// New returns a Store on client. A zero retention means DefaultRetention.
+func New(client redis.UniversalClient, keys tasks.Keys, retention time.Duration) *Store {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return &Store{client: client, keys: keys, retention: retention}
+}
+
+// Client is the Redis client the store uses.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// Keys are the key builders the store uses.
+func (s *Store) Keys() tasks.Keys { return s.keys }
+
+// Retention is how long the store keeps what it writes.
+func (s *Store) Retention() time.Duration { return s.retention }
+
+// Entry is an event to append; the stream assigns its ID.
+type Entry struct {
+	Type tasks.EventType
+	Data []byte
+}
+
+// AppendEvents adds entries to the execution's stream in one round trip and
+// (re)sets the stream's expiry.
+func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	key := s.keys.Stream(id)
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range entries {
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: key,
+				Values: []any{tasks.FieldType, string(e.Type), tasks.FieldData, e.Data},
+			})
+		}
+		p.PExpire(ctx, key, s.retention)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append %d events to %s: %w", len(entries), key, err)
+	}
+	return nil
+}
+
+// Finalize stores res and appends the matching exit event, unless the
+// execution already has a result. It reports whether res was written: a
+// result, once written, is never replaced.
+func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
+	body, err := json.Marshal(res)
+	if err != nil {
+		return false, fmt.Errorf("encode result of %s: %w", res.ExecutionID, err)
+	}
+	exit, err := json.Marshal(tasks.ExitDataOf(res))
+	if err != nil {
+		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
+	}
+	keys := []string{s.keys.Result(res.ExecutionID), s.keys.Stream(res.ExecutionID)}
+	n, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("store result of %s: %w", res.ExecutionID, err)
+	}
+	return n == 1, nil
+}
+
+// Result returns the stored result of id, or ErrNotFound.
+func (s *Store) Result(ctx context.Context, id string) (*tasks.Result, error) {
+	body, err := s.client.Get(ctx, s.keys.Result(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read result of %s: %w", id, err)
+	}
+	var res tasks.Result
+	if err := json.Unmarshal(body, &res); err != nil {
+		return nil, fmt.Errorf("decode result of %s: %w", id, err)
+	}
+	return &res, nil
+}
+
+// HasResult reports whether id has a result.
+func (s *Store) HasResult(ctx context.Context, id string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.keys.Result(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("check result of %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// ReadEvents returns up to count events after the entry ID after ("0" for
+// the start), waiting up to block for the first one. A deliberate wait: it
+// lasts as long as the execution is silent, bounded by block. It returns no
+// events and no error when block passes quietly.
+func (s *Store) ReadEvents(ctx context.Context, id, after string, count int64, block time.Duration) ([]tasks.Event, error) {
+	if after == "" {
+		after = "0"
+	}
+	streams, err := s.client.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{s.keys.Stream(id), after},
+		Count:   count,
+		Block:   block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s after %s: %w", id, after, err)
+	}
+	var events []tasks.Event
+	for _, st := range streams {
+		for _, m := range st.Messages {
+			events = append(events, eventOf(m))
+		}
+	}
+	return events, nil
+}
+
+// Events returns the events of id between the entry IDs start and end
+// ("-" and "+" for all), without waiting.
+func (s *Store) Events(ctx context.Context, id, start, end string) ([]tasks.Event, error) {
+	msgs, err := s.client.XRange(ctx, s.keys.Stream(id), start, end).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", id, err)
+	}
+	events := make([]tasks.Event, 0, len(msgs))
+	for _, m := range msgs {
+		events = append(events, eventOf(m))
+	}
+	return events, nil
+}
+
+func eventOf(m redis.XMessage) tasks.Event {
+	e := tasks.Event{ID: m.ID}
+	if t, ok := m.Values[tasks.FieldType].(string); ok {
+		e.Type = tasks.EventType(t)
+	}
+	if d, ok := m.Values[tasks.FieldData].(string); ok {
+		e.Data = []byte(d)
+	}
+	return e
+}
+
+// StreamExists reports whether id has a stream.
+func (s *Store) StreamExists(ctx context.Context, id string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.keys.Stream(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("check stream of %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// MarkCanceled records that id is canceled and announces it to the workers.
+func (s *Store) MarkCanceled(ctx context.Context, id string) error {
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.keys.Cancel(id), time.Now().UTC().Format(time.RFC3339Nano), s.retention)
+		p.Publish(ctx, s.keys.CancelChannel(), id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s canceled: %w", id, err)
+	}
+	return nil
+}
+
+// Canceled reports whether id was canceled.
+func (s *Store) Canceled(ctx context.Context, id string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.keys.Cancel(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("check cancel of %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// SubscribeCancels subscribes to cancel announcements; each message's
+// payload is an execution ID.
+func (s *Store) SubscribeCancels(ctx context.Context) *redis.PubSub {
+	return s.client.Subscribe(ctx, s.keys.CancelChannel())
+}
+
+// NextAttempt counts one more attempt at id and returns its number.
+func (s *Store) NextAttempt(ctx context.Context, id string) (int, error) {
+	var incr *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, s.keys.Attempts(id))
+		p.PExpire(ctx, s.keys.Attempts(id), s.retention)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count attempt of %s: %w", id, err)
+	}
+	return int(incr.Val()), nil
+}
+
+// BindQueue records that id is submitted to queue, unless it already is
+// bound. It returns the queue id is bound to, which differs from queue when
+// the ID was used before on another queue.
+func (s *Store) BindQueue(ctx context.Context, id, queue string) (string, error) {
+	key := s.keys.Queue(id)
+	set, err := s.client.SetNX(ctx, key, queue, s.retention).Result()
+	if err != nil {
+		return "", fmt.Errorf("bind %s to queue %s: %w", id, queue, err)
+	}
+	if set {
+		return queue, nil
+	}
+	return s.Queue(ctx, id)
+}
+
+// Queue returns the queue id was submitted to, or ErrNotFound.
+func (s *Store) Queue(ctx context.Context, id string) (string, error) {
+	q, err := s.client.Get(ctx, s.keys.Queue(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read queue of %s: %w", id, err)
+	}
+	return q, nil
+}
+
+// Heartbeat records that worker is alive for ttl.
+func (s *Store) Heartbeat(ctx context.Context, worker string, ttl time.Duration) error {
+	if err := s.client.Set(ctx, s.keys.Worker(worker), strconv.FormatInt(time.Now().Unix(), 10), ttl).Err(); err != nil {
+		return fmt.Errorf("heartbeat of %s: %w", worker, err)
+	}
+	return nil
+}
+
+// WorkerAlive reports whether worker's heartbeat is current.
+func (s *Store) WorkerAlive(ctx context.Context, worker string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.keys.Worker(worker)).Result()
+	if err != nil {
+		return false, fmt.Errorf("check heartbeat of %s: %w", worker, err)
+	}
+	return n == 1, nil
+}
+
+// ForgetWorker removes worker's heartbeat, at its clean shutdown.
+func (s *Store) ForgetWorker(ctx context.Context, worker string) error {
+	if err := s.client.Del(ctx, s.keys.Worker(worker)).Err(); err != nil {
+		return fmt.Errorf("remove heartbeat of %s: %w", worker, err)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/execq/execq/internal/sandbox"
+)
+
+// Container is one sandbox container. It serves one execution at a time.
+type Container struct {
+	rt     *Runtime
+	id     string
+	image  string
+	limits sandbox.Limits
+	cgroup *cgroup // nil when the host's cgroups cannot be read
+}
+
+var _ sandbox.Sandbox = (*Container)(nil)
+
+// ID is the container ID.
+func (c *Container) ID() string { return c.id }
+
+// Image is the container's image.
+func (c *Container) Image() string { return c.image }
+
+// SetLimits updates the container's memory, CPU and process limits when
+// they differ from the current ones.
+func (c *Container) SetLimits(ctx context.Context, l sandbox.Limits) error {
+	if l == c.limits {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.rt.cfg.APITimeout)
+	defer cancel()
+	pids := l.Pids
+	_, err := c.rt.client.ContainerUpdate(ctx, c.id, container.UpdateConfig{Resources: container.Resources{
+		Memory:     l.MemoryBytes,
+		MemorySwap: l.MemoryBytes,
+		NanoCPUs:   l.NanoCPUs,
+		PidsLimit:  &pids,
+	}})
+	if err != nil {
+		return fmt.Errorf("update limits of %s: %w", short(c.id), err)
+	}
+	c.limits = l
+	return nil
+}
+
+// Run runs cmd as the unprivileged user. See sandbox.Sandbox.
+func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome, error) {
+	stdout := &startFailureFilter{w: orDiscard(cmd.Stdout)}
+	stderr := orDiscard(cmd.Stderr)
+	acct := c.cgroup.begin()
+	start := time.Now()
+	code, err := c.exec(ctx, execSpec{
+		cmd:    cmd.Cmd,
+		env:    cmd.Env,
+		dir:    cmd.Dir,
+		stdin:  cmd.Stdin,
+		stdout: stdout,
+		stderr: stderr,
+	})
+	out := sandbox.Outcome{ExitCode: code, Duration: time.Since(start)}
+	if reason, shellCode, failed := stdout.finish(code); failed {
+		out.ExitCode = shellCode
+		fmt.Fprintf(stderr, "execq: cannot run %s\n", reason)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			out.Resources, _ = acct.end()
+			if kerr := c.kill(ctx); kerr != nil {
+				return out, fmt.Errorf("run %q: %w (and the kill failed: %v)", cmd.Cmd[0], err, kerr)
+			}
+		}
+		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
+	}
+	var ooms uint64
+	out.Resources, ooms = acct.end()
+	switch {
+	case ooms > 0:
+		out.OOMKilled = true
+	case out.Resources == nil && code == 137:
+		// Without the cgroup, the container's OOMKilled flag tells. It is
+		// sticky, but a container whose command was OOM-killed is replaced.
+		out.OOMKilled = c.oomKilled(ctx)
+	}
+	return out, nil
+}
+
+// kill ends every process in the container at once by killing its init.
+// The container is then stopped and must be replaced.
+func (c *Container) kill(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.rt.cfg.APITimeout)
+	defer cancel()
+	err := c.rt.client.ContainerKill(ctx, c.id, "KILL")
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		return fmt.Errorf("kill container %s: %w", short(c.id), err)
+	}
+	return nil
+}
+
+func (c *Container) oomKilled(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.rt.cfg.APITimeout)
+	defer cancel()
+	info, err := c.rt.client.ContainerInspect(ctx, c.id)
+	return err == nil && info.State != nil && info.State.OOMKilled
+}
+
+// resetTimeout bounds a reset. The engine holds a container's next exec
+// for up to 2s while a previous one's output is still held open by a
+// leftover process, so a reset may wait that long before it starts.
+const resetTimeout = 15 * time.Second
+
+// Reset kills what the last execution left running and empties the
+// writable directories. See sandbox.Sandbox.
+func (c *Container) Reset(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, resetTimeout)
+	defer cancel()
+	uid, _ := splitUser(c.rt.cfg.User)
+	code, stderr, err := c.run(ctx, []string{"/bin/sh", "-c", resetScript, "reset", uid}, nil, nil)
+	if err != nil {
+		return fmt.Errorf("reset %s: %w", short(c.id), err)
+	}
+	if code != 0 {
+		return fmt.Errorf("reset %s: %w: exit %d: %s", short(c.id), sandbox.ErrDirty, code, strings.TrimSpace(stderr))
+	}
+	return nil
+}

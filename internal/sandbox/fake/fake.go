@@ -1,0 +1,274 @@
+// Package fake is an in-memory sandbox runtime for unit tests. Its
+// sandboxes interpret a few commands instead of running programs:
+//
+//	echo ARG...          writes the arguments to stdout
+//	err ARG...           writes the arguments to stderr
+//	cat                  copies stdin to stdout
+//	exit N               exits with N
+//	sleep DURATION       waits, or until the context ends
+//	write N              writes N bytes of 'x' to stdout
+//	oom                  ends as if the memory limit killed it
+//	ls                   writes the workspace's file names to stdout
+//	crash                fails as if the container died
+//
+// Errors are injected one at a time through the Runtime's fields.
+package fake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/tasks"
+)
+
+// ErrCrashed is what the "crash" command and injected failures return.
+var ErrCrashed = errors.New("fake: container crashed")
+
+// Runtime creates fake sandboxes.
+type Runtime struct {
+	mu      sync.Mutex
+	next    int
+	live    map[string]*Sandbox
+	created int
+	removed int
+	// Images lists the images that exist; nil means every image does.
+	Images []string
+	// CreateErr, when set, fails the next Create.
+	CreateErr error
+	// ResetErr, when set, fails the next Reset.
+	ResetErr error
+	// Owner labels the sandboxes in List.
+	Owner string
+	// Others are containers of other owners that List returns.
+	Others []sandbox.Info
+}
+
+// NewRuntime returns a Runtime whose sandboxes are owned by owner.
+func NewRuntime(owner string) *Runtime {
+	return &Runtime{live: map[string]*Sandbox{}, Owner: owner}
+}
+
+// Create returns a new sandbox of image.
+func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.CreateErr; err != nil {
+		r.CreateErr = nil
+		return nil, err
+	}
+	if r.Images != nil && !slices.Contains(r.Images, image) {
+		return nil, fmt.Errorf("fake: %q: %w", image, sandbox.ErrImageNotFound)
+	}
+	r.next++
+	r.created++
+	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, files: map[string]tasks.File{}, created: time.Now()}
+	r.live[sb.id] = sb
+	return sb, nil
+}
+
+// CheckImage reports whether image exists.
+func (r *Runtime) CheckImage(ctx context.Context, image string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Images != nil && !slices.Contains(r.Images, image) {
+		return fmt.Errorf("fake: %q: %w", image, sandbox.ErrImageNotFound)
+	}
+	return nil
+}
+
+// Remove removes a sandbox; an unknown one counts as removed.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.live[id]; ok {
+		delete(r.live, id)
+		r.removed++
+	}
+	r.Others = slices.DeleteFunc(r.Others, func(i sandbox.Info) bool { return i.ID == id })
+	return nil
+}
+
+// List returns the live sandboxes and Others.
+func (r *Runtime) List(ctx context.Context) ([]sandbox.Info, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var infos []sandbox.Info
+	for _, id := range slices.Sorted(maps.Keys(r.live)) {
+		sb := r.live[id]
+		infos = append(infos, sandbox.Info{ID: id, Image: sb.image, Owner: r.Owner, Created: sb.created, Running: !sb.dead})
+	}
+	return append(infos, r.Others...), nil
+}
+
+// Live returns the IDs of the sandboxes not removed.
+func (r *Runtime) Live() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.live))
+}
+
+// Counts returns how many sandboxes were created and removed.
+func (r *Runtime) Counts() (created, removed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.created, r.removed
+}
+
+// Kill marks a sandbox dead, as if its container was killed from outside.
+func (r *Runtime) Kill(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sb, ok := r.live[id]; ok {
+		sb.dead = true
+	}
+}
+
+// Sandbox is a fake container.
+type Sandbox struct {
+	rt      *Runtime
+	id      string
+	image   string
+	created time.Time
+	limits  sandbox.Limits
+	files   map[string]tasks.File
+	dead    bool
+	runs    int
+	resets  int
+}
+
+var _ sandbox.Sandbox = (*Sandbox)(nil)
+
+// ID names the sandbox.
+func (s *Sandbox) ID() string { return s.id }
+
+// Image is the sandbox's image.
+func (s *Sandbox) Image() string { return s.image }
+
+// SetLimits records l.
+func (s *Sandbox) SetLimits(ctx context.Context, l sandbox.Limits) error {
+	s.limits = l
+	return nil
+}
+
+// PutFiles stores files.
+func (s *Sandbox) PutFiles(ctx context.Context, files []tasks.File) error {
+	if s.isDead() {
+		return ErrCrashed
+	}
+	for _, f := range files {
+		s.files[f.Path] = f
+	}
+	return nil
+}
+
+func (s *Sandbox) isDead() bool {
+	s.rt.mu.Lock()
+	defer s.rt.mu.Unlock()
+	return s.dead
+}
+
+// Run interprets cmd; see the package comment.
+func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome, error) {
+	if s.isDead() {
+		return sandbox.Outcome{ExitCode: -1}, ErrCrashed
+	}
+	s.runs++
+	start := time.Now()
+	out := sandbox.Outcome{Resources: &tasks.Resources{CPUTimeMs: 1, PeakMemoryBytes: 1 << 20}}
+	stdout, stderr := orDiscard(cmd.Stdout), orDiscard(cmd.Stderr)
+	args := cmd.Cmd[1:]
+	switch cmd.Cmd[0] {
+	case "echo":
+		fmt.Fprintln(stdout, strings.Join(args, " "))
+	case "err":
+		fmt.Fprintln(stderr, strings.Join(args, " "))
+	case "cat":
+		if cmd.Stdin != nil {
+			_, _ = io.Copy(stdout, cmd.Stdin)
+		}
+	case "exit":
+		out.ExitCode, _ = strconv.Atoi(args[0])
+	case "sleep":
+		d, _ := time.ParseDuration(args[0])
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			s.rt.Kill(s.id)
+			out.ExitCode = -1
+			out.Duration = time.Since(start)
+			return out, fmt.Errorf("fake run: %w", context.Cause(ctx))
+		}
+	case "write":
+		n, _ := strconv.Atoi(args[0])
+		chunk := bytes.Repeat([]byte("x"), 4096)
+		for n > 0 {
+			k := min(n, len(chunk))
+			_, _ = stdout.Write(chunk[:k])
+			n -= k
+		}
+	case "oom":
+		out.ExitCode = 137
+		out.OOMKilled = true
+	case "ls":
+		for _, name := range slices.Sorted(maps.Keys(s.files)) {
+			fmt.Fprintln(stdout, name)
+		}
+	case "crash":
+		s.rt.Kill(s.id)
+		return sandbox.Outcome{ExitCode: -1}, ErrCrashed
+	default:
+		fmt.Fprintf(stderr, "fake: %s: not found\n", cmd.Cmd[0])
+		out.ExitCode = 127
+	}
+	out.Duration = time.Since(start)
+	return out, nil
+}
+
+// Collect returns stored files matching globs.
+func (s *Sandbox) Collect(ctx context.Context, globs []string, maxBytes int64) ([]tasks.CollectedFile, error) {
+	var files []tasks.CollectedFile
+	for _, name := range slices.Sorted(maps.Keys(s.files)) {
+		if !tasks.MatchAny(globs, name) {
+			continue
+		}
+		f := s.files[name]
+		files = append(files, tasks.CollectedFile{Path: name, Size: int64(len(f.Content)), Mode: f.Mode, Content: f.Content})
+	}
+	return files, nil
+}
+
+// Reset forgets the files, or fails once with ResetErr.
+func (s *Sandbox) Reset(ctx context.Context) error {
+	s.rt.mu.Lock()
+	defer s.rt.mu.Unlock()
+	if s.dead {
+		return ErrCrashed
+	}
+	if err := s.rt.ResetErr; err != nil {
+		s.rt.ResetErr = nil
+		return err
+	}
+	s.resets++
+	s.files = map[string]tasks.File{}
+	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

@@ -1,0 +1,181 @@
+// Package testutil starts the real parts integration tests run against: a
+// redis-server of the test's own on a free loopback port, and the Docker
+// engine with the sandbox image.
+//
+// When CI is set (or EXECQ_INTEGRATION=1), a missing part fails the test;
+// elsewhere it skips the test and says why.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/redis/go-redis/v9"
+)
+
+// SandboxImage is the image integration tests run commands in.
+const SandboxImage = "execq-sandbox:latest"
+
+// Required reports whether integration parts must be present: in CI, or
+// when EXECQ_INTEGRATION=1.
+func Required() bool {
+	return os.Getenv("CI") != "" || os.Getenv("EXECQ_INTEGRATION") == "1"
+}
+
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Required() {
+		t.Fatalf("integration test needs it: %s", msg)
+	}
+	t.Skipf("skipped, %s (set EXECQ_INTEGRATION=1 to fail instead)", msg)
+}
+
+// Redis is a redis-server started for one test.
+type Redis struct {
+	Addr   string
+	URL    string
+	Client *redis.Client
+	cmd    *exec.Cmd
+	dir    string
+	port   int
+}
+
+// StartRedis starts a redis-server on a free loopback port, with no
+// persistence and maxmemory-policy noeviction, and stops it when the test
+// ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		missing(t, "redis-server is not installed (apt-get install -y redis-server)")
+	}
+	r := &Redis{dir: t.TempDir(), port: freePort(t)}
+	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	r.URL = "redis://" + r.Addr + "/0"
+	r.start(t, bin)
+	r.Client = redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() {
+		r.Client.Close()
+		r.Stop()
+	})
+	return r
+}
+
+func (r *Redis) start(t testing.TB, bin string) {
+	t.Helper()
+	r.cmd = exec.Command(bin,
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--maxmemory-policy", "noeviction", "--daemonize", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.Stop()
+			t.Fatalf("redis-server on %s did not answer: %v", r.Addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills the server; Restart starts it again on the same port.
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Restart stops the server and starts a new one on the same port; what was
+// stored is gone.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	bin, _ := exec.LookPath("redis-server")
+	r.start(t, bin)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Docker returns a client of the local engine, with the sandbox image
+// present (it is built from the repository's script when missing).
+func Docker(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.WithHostFromEnv(), client.WithAPIVersionNegotiation())
+	if err != nil {
+		missing(t, "no Docker client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		c.Close()
+		missing(t, "the Docker engine does not answer: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ensureImage(t, c)
+	return c
+}
+
+var buildImage sync.Once
+
+func ensureImage(t testing.TB, c *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.ImageInspect(ctx, SandboxImage); err == nil {
+		return
+	}
+	var out []byte
+	var err error
+	buildImage.Do(func() {
+		out, err = exec.Command(filepath.Join(RepoRoot(), "scripts", "sandbox-image.sh"), SandboxImage).CombinedOutput()
+	})
+	if err != nil {
+		missing(t, "the sandbox image %s could not be built: %v: %s", SandboxImage, err, strings.TrimSpace(string(out)))
+	}
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Context returns a context that ends with the test or after d.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

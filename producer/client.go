@@ -1,0 +1,104 @@
+// Package producer is the agent side of execq: Submit an execution and get
+// its ID at once, Follow its output as it happens, Wait for or read its
+// Result, Cancel it. Nothing here blocks on the command itself except the
+// waits that are named as such (Wait, Follow), and those end with ctx.
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/tasks"
+)
+
+// Errors returned by the Client.
+var (
+	// ErrNotFound: no execution with this ID was submitted within the
+	// retention period.
+	ErrNotFound = errors.New("execution not found")
+	// ErrNoResult: the execution has no result yet.
+	ErrNoResult = errors.New("execution has no result yet")
+	// ErrFinished: the execution already has its result; it cannot be
+	// canceled.
+	ErrFinished = errors.New("execution already finished")
+	// ErrIDInUse: the ID was submitted before to another queue.
+	ErrIDInUse = errors.New("execution id already used on another queue")
+)
+
+// Options configure a Client. Zero values mean the defaults.
+type Options struct {
+	// Queue is where executions go when a request names none. Defaults to
+	// "default".
+	Queue string
+	// KeyPrefix prefixes execq's Redis keys; it must match the workers'.
+	// Defaults to "execq".
+	KeyPrefix string
+	// Retention is how long a finished execution's task is kept, during
+	// which a Submit with the same ID does nothing; it should match the
+	// workers'. Defaults to 24h.
+	Retention time.Duration
+	// MaxRetry is how many times an execution is retried after
+	// infrastructure failures. Defaults to 3.
+	MaxRetry int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Queue == "" {
+		o.Queue = "default"
+	}
+	if o.Retention <= 0 {
+		o.Retention = rdb.DefaultRetention
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = 3
+	}
+	return o
+}
+
+// Client submits executions and reads what they produce. It is safe for
+// concurrent use.
+type Client struct {
+	opts      Options
+	redis     redis.UniversalClient
+	ownsRedis bool
+	store     *rdb.Store
+	queue     *asynq.Client
+	inspector *asynq.Inspector
+}
+
+// New returns a Client on an existing Redis client, which Close leaves open.
+func New(client redis.UniversalClient, opts Options) *Client {
+	opts = opts.withDefaults()
+	return &Client{
+		opts:      opts,
+		redis:     client,
+		store:     rdb.New(client, tasks.Keys{Prefix: opts.KeyPrefix}, opts.Retention),
+		queue:     asynq.NewClientFromRedisClient(client),
+		inspector: asynq.NewInspectorFromRedisClient(client),
+	}
+}
+
+// Dial connects to the Redis server at url ("redis://host:port/db") and
+// returns a Client that closes the connection on Close.
+func Dial(url string, opts Options) (*Client, error) {
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %q: %w", url, err)
+	}
+	c := New(redis.NewClient(ropts), opts)
+	c.ownsRedis = true
+	return c, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error {
+	if c.ownsRedis {
+		return c.redis.Close()
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/execq/execq/tasks"
+)
+
+// Submit enqueues req and returns its execution ID at once. The ID is
+// req.ID, or a new UUID when it is empty; it is also the asynq task ID, so
+// a second Submit with the same ID, within the retention period, enqueues
+// nothing and returns the same ID.
+//
+// A request that fails tasks.ExecRequest.Check is refused with a
+// *tasks.ValidationError and nothing is enqueued. Limits are checked by the
+// worker, which stores a "rejected" result for a request over them.
+func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, error) {
+	if req.ID == "" {
+		req.ID = uuid.NewString()
+	}
+	if req.Queue == "" {
+		req.Queue = c.opts.Queue
+	}
+	if req.SubmittedAt.IsZero() {
+		req.SubmittedAt = time.Now().UTC()
+	}
+	if err := req.Check(); err != nil {
+		return "", err
+	}
+	payload, err := tasks.EncodeRequest(&req)
+	if err != nil {
+		return "", err
+	}
+	bound, err := c.store.BindQueue(ctx, req.ID, req.Queue)
+	if err != nil {
+		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+	}
+	if bound != req.Queue {
+		return "", fmt.Errorf("submit %s to %q: %w (%q)", req.ID, req.Queue, ErrIDInUse, bound)
+	}
+	task := asynq.NewTask(tasks.TypeExec, payload,
+		asynq.TaskID(req.ID),
+		asynq.Queue(req.Queue),
+		asynq.MaxRetry(c.opts.MaxRetry),
+		asynq.Timeout(taskTimeout(req.Timeout)),
+		asynq.Retention(c.opts.Retention),
+	)
+	if _, err := c.queue.EnqueueContext(ctx, task); err != nil {
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return req.ID, nil
+		}
+		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+	}
+	return req.ID, nil
+}
+
+// taskTimeout is asynq's deadline for a task: a backstop well past the
+// command's own timeout, which the worker enforces, leaving room for the
+// wait for a container, the files and the result. asynq keeps whole
+// seconds (a sub-second value would become its 30-minute default), so it is
+// rounded up.
+func taskTimeout(cmd time.Duration) time.Duration {
+	if cmd <= 0 {
+		cmd = time.Hour
+	}
+	return (cmd + 10*time.Minute + time.Second - 1).Truncate(time.Second)
+}

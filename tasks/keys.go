@@ -1,0 +1,49 @@
+package tasks
+
+// DefaultKeyPrefix is the prefix of every Redis key execq writes besides
+// asynq's own.
+const DefaultKeyPrefix = "execq"
+
+// Keys builds the Redis key names of execq. Every key of one execution
+// carries its ID in a hash tag, so they share a Redis Cluster slot. No other
+// code concatenates a key.
+type Keys struct {
+	// Prefix defaults to DefaultKeyPrefix.
+	Prefix string
+}
+
+func (k Keys) prefix() string {
+	if k.Prefix == "" {
+		return DefaultKeyPrefix
+	}
+	return k.Prefix
+}
+
+func (k Keys) execution(id, suffix string) string {
+	return k.prefix() + ":{" + id + "}:" + suffix
+}
+
+// Stream is the Redis stream of an execution's events.
+func (k Keys) Stream(id string) string { return k.execution(id, "stream") }
+
+// Result is the string key holding the execution's Result as JSON.
+func (k Keys) Result(id string) string { return k.execution(id, "result") }
+
+// Cancel is set when an execution is canceled; a worker that picks the
+// execution up, or a retry of it, finds it and stops.
+func (k Keys) Cancel(id string) string { return k.execution(id, "cancel") }
+
+// Attempts counts the attempts that started the execution.
+func (k Keys) Attempts(id string) string { return k.execution(id, "attempts") }
+
+// Queue records the queue the execution was submitted to; it makes the ID
+// unique across queues and tells Cancel where to look.
+func (k Keys) Queue(id string) string { return k.execution(id, "queue") }
+
+// Worker is a worker process's heartbeat; containers whose owner has none
+// are orphans.
+func (k Keys) Worker(name string) string { return k.prefix() + ":worker:" + name }
+
+// CancelChannel is the Pub/Sub channel on which cancels are announced to
+// the workers running them.
+func (k Keys) CancelChannel() string { return k.prefix() + ":cancel" }

@@ -1,0 +1,178 @@
+package tasks
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Status is the outcome of an execution.
+type Status string
+
+// The statuses of a finished execution.
+const (
+	// StatusSucceeded: the command exited 0.
+	StatusSucceeded Status = "succeeded"
+	// StatusFailed: the command exited non-zero.
+	StatusFailed Status = "failed"
+	// StatusTimedOut: the command ran past its timeout and was killed.
+	StatusTimedOut Status = "timed_out"
+	// StatusOOMKilled: the memory limit killed the command.
+	StatusOOMKilled Status = "oom_killed"
+	// StatusCanceled: the execution was canceled before or while it ran.
+	StatusCanceled Status = "canceled"
+	// StatusRejected: the request was invalid; nothing ran.
+	StatusRejected Status = "rejected"
+	// StatusError: execq itself failed, after its retries.
+	StatusError Status = "error"
+)
+
+// Result is what an execution produced. It is stored under the execution ID
+// and is final: once written it never changes.
+type Result struct {
+	ExecutionID string `json:"executionId"`
+	Status      Status `json:"status"`
+	// Success is true when Status is StatusSucceeded.
+	Success bool `json:"success"`
+	// ExitCode is the command's exit code, or -1 when it did not exit by
+	// itself (timed out, canceled) or never ran.
+	ExitCode int `json:"exitCode"`
+	// Stdout and Stderr hold the first MaxOutputBytes of each stream, byte
+	// for byte. In JSON, output that is not valid UTF-8 is base64 with
+	// stdoutEncoding/stderrEncoding set to "base64".
+	Stdout          string `json:"-"`
+	Stderr          string `json:"-"`
+	StdoutTruncated bool   `json:"stdoutTruncated"`
+	StderrTruncated bool   `json:"stderrTruncated"`
+	// StdoutBytes and StderrBytes count everything the command wrote,
+	// including what was dropped past the cap.
+	StdoutBytes int64 `json:"stdoutBytes"`
+	StderrBytes int64 `json:"stderrBytes"`
+	// DurationMs is how long the command ran, in milliseconds.
+	DurationMs int64 `json:"duration"`
+	// QueuedMs is the time from submission to the start of the attempt that
+	// produced this result.
+	QueuedMs int64 `json:"queuedMs"`
+	// Attempt counts from 1; it is above 1 after a worker crash or an
+	// infrastructure failure.
+	Attempt int `json:"attempt"`
+	// Worker names the worker process that ran the command.
+	Worker    string     `json:"worker,omitempty"`
+	Image     string     `json:"image,omitempty"`
+	Resources *Resources `json:"resources,omitempty"`
+	// Files are the collected files matching the request's Collect globs.
+	Files []CollectedFile `json:"files,omitempty"`
+	// Error explains a rejected, error, timed_out, oom_killed or canceled
+	// status in words.
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// Resources is what the command used, measured on its container's cgroup.
+type Resources struct {
+	CPUTimeMs       int64 `json:"cpuTimeMs"`
+	PeakMemoryBytes int64 `json:"peakMemoryBytes"`
+}
+
+// CollectedFile is a file returned from /workspace after the command exited.
+// A match that could not be returned (a symlink, a file over the size cap)
+// has Error set and no content.
+type CollectedFile struct {
+	Path    string   `json:"path"`
+	Size    int64    `json:"size"`
+	Mode    FileMode `json:"mode"`
+	Content []byte   `json:"content,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Encodings of Stdout and Stderr in JSON.
+const (
+	EncodingUTF8   = ""
+	EncodingBase64 = "base64"
+)
+
+type resultAlias Result
+
+type resultJSON struct {
+	resultAlias
+	Stdout         string `json:"stdout"`
+	StdoutEncoding string `json:"stdoutEncoding,omitempty"`
+	Stderr         string `json:"stderr"`
+	StderrEncoding string `json:"stderrEncoding,omitempty"`
+}
+
+// MarshalJSON writes Stdout and Stderr as text when they are valid UTF-8 and
+// as base64 otherwise, so that the stored result is byte-exact.
+func (r Result) MarshalJSON() ([]byte, error) {
+	v := resultJSON{resultAlias: resultAlias(r)}
+	v.Stdout, v.StdoutEncoding = encodeOutput(r.Stdout)
+	v.Stderr, v.StderrEncoding = encodeOutput(r.Stderr)
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reverses MarshalJSON.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var v resultJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Result(v.resultAlias)
+	var err error
+	if r.Stdout, err = decodeOutput(v.Stdout, v.StdoutEncoding); err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	if r.Stderr, err = decodeOutput(v.Stderr, v.StderrEncoding); err != nil {
+		return fmt.Errorf("stderr: %w", err)
+	}
+	return nil
+}
+
+func encodeOutput(s string) (string, string) {
+	if utf8.ValidString(s) {
+		return s, EncodingUTF8
+	}
+	return base64.StdEncoding.EncodeToString([]byte(s)), EncodingBase64
+}
+
+func decodeOutput(s, encoding string) (string, error) {
+	switch encoding {
+	case EncodingUTF8:
+		return s, nil
+	case EncodingBase64:
+		b, err := base64.StdEncoding.DecodeString(s)
+		return string(b), err
+	default:
+		return "", fmt.Errorf("unknown encoding %q", encoding)
+	}
+}
+
+// Final reports whether s is one of the statuses a result can have.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusOOMKilled,
+		StatusCanceled, StatusRejected, StatusError:
+		return true
+	}
+	return false
+}
+
+// CLIExitCode is the exit code a CLI that ran the execution exits with, following docker run: the command's own code when it exited,
+// 124 on a timeout, 130 when canceled, 137 when the memory limit killed it,
+// and 125 when execq could not run it.
+func (r *Result) CLIExitCode() int {
+	switch r.Status {
+	case StatusSucceeded, StatusFailed:
+		return r.ExitCode
+	case StatusTimedOut:
+		return 124
+	case StatusCanceled:
+		return 130
+	case StatusOOMKilled:
+		return 137
+	default:
+		return 125
+	}
+}

@@ -1,0 +1,319 @@
+package tasks
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Limits are a worker's defaults and maxima for execution requests. A
+// request may ask for less or, up to the maximum, more than the default.
+type Limits struct {
+	// MaxPayloadBytes bounds the encoded request. Defaults to 16 MiB.
+	MaxPayloadBytes int64
+	// DefaultTimeout applies when a request gives none. Defaults to 30s.
+	DefaultTimeout time.Duration
+	// MaxTimeout is the longest timeout a request may ask for. Defaults to 1h.
+	MaxTimeout time.Duration
+	// DefaultMemoryBytes defaults to 256 MiB; MaxMemoryBytes to 4 GiB.
+	DefaultMemoryBytes int64
+	MaxMemoryBytes     int64
+	// DefaultCPUs defaults to 1; MaxCPUs to 2.
+	DefaultCPUs float64
+	MaxCPUs     float64
+	// DefaultPids defaults to 256; MaxPids to 4096.
+	DefaultPids int64
+	MaxPids     int64
+	// DefaultOutputBytes caps each of stdout and stderr when a request gives
+	// no cap; defaults to 1 MiB. MaxOutputBytes defaults to 16 MiB.
+	DefaultOutputBytes int64
+	MaxOutputBytes     int64
+	// MaxFiles bounds the number of input files; defaults to 1000.
+	MaxFiles int
+	// MaxCollectBytes bounds the bytes of collected files returned in a
+	// result; defaults to 16 MiB.
+	MaxCollectBytes int64
+}
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	setInt64(&l.MaxPayloadBytes, 16<<20)
+	setDuration(&l.DefaultTimeout, 30*time.Second)
+	setDuration(&l.MaxTimeout, time.Hour)
+	setInt64(&l.DefaultMemoryBytes, 256<<20)
+	setInt64(&l.MaxMemoryBytes, 4<<30)
+	if l.DefaultCPUs == 0 {
+		l.DefaultCPUs = 1
+	}
+	if l.MaxCPUs == 0 {
+		l.MaxCPUs = 2
+	}
+	setInt64(&l.DefaultPids, 256)
+	setInt64(&l.MaxPids, 4096)
+	setInt64(&l.DefaultOutputBytes, 1<<20)
+	setInt64(&l.MaxOutputBytes, 16<<20)
+	if l.MaxFiles == 0 {
+		l.MaxFiles = 1000
+	}
+	setInt64(&l.MaxCollectBytes, 16<<20)
+	return l
+}
+
+func setInt64(v *int64, def int64) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func setDuration(v *time.Duration, def time.Duration) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// Validate checks l itself: every default within its maximum.
+func (l Limits) Validate() error {
+	var p problems
+	if l.DefaultTimeout > l.MaxTimeout {
+		p.addf("default timeout %s is above the maximum %s", l.DefaultTimeout, l.MaxTimeout)
+	}
+	if l.DefaultMemoryBytes > l.MaxMemoryBytes {
+		p.addf("default memory %d is above the maximum %d", l.DefaultMemoryBytes, l.MaxMemoryBytes)
+	}
+	if l.DefaultCPUs > l.MaxCPUs {
+		p.addf("default cpus %g is above the maximum %g", l.DefaultCPUs, l.MaxCPUs)
+	}
+	if l.DefaultPids > l.MaxPids {
+		p.addf("default pids %d is above the maximum %d", l.DefaultPids, l.MaxPids)
+	}
+	if l.DefaultOutputBytes > l.MaxOutputBytes {
+		p.addf("default output cap %d is above the maximum %d", l.DefaultOutputBytes, l.MaxOutputBytes)
+	}
+	if len(p) > 0 {
+		return fmt.Errorf("invalid limits: %s", strings.Join(p, "; "))
+	}
+	return nil
+}
+
+// ValidationError lists what is wrong with a request. The worker turns it
+// into a "rejected" result; the producer returns it from Submit.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid request: " + strings.Join(e.Problems, "; ")
+}
+
+type problems []string
+
+func (p *problems) addf(format string, args ...any) {
+	*p = append(*p, fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: p}
+}
+
+// maxIDLength keeps IDs usable as Redis key parts and asynq task IDs.
+const maxIDLength = 128
+
+// ValidateID checks an execution ID: 1 to 128 characters of letters,
+// digits, '-', '_', '.' and ':'.
+func ValidateID(id string) error {
+	var p problems
+	checkID(&p, id)
+	return p.err()
+}
+
+func checkID(p *problems, id string) {
+	if id == "" {
+		p.addf("id is empty")
+		return
+	}
+	if len(id) > maxIDLength {
+		p.addf("id is %d characters long; at most %d are allowed", len(id), maxIDLength)
+		return
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:", c)) {
+			p.addf("id %q has the character %q; only letters, digits and -_.: are allowed", id, c)
+			return
+		}
+	}
+}
+
+// Check validates what can be checked without a worker's limits: the ID,
+// the command, the environment, file paths and modes, the working directory
+// and the collect globs. Submit applies it before anything is enqueued.
+func (r *ExecRequest) Check() error {
+	var p problems
+	r.check(&p)
+	return p.err()
+}
+
+func (r *ExecRequest) check(p *problems) {
+	checkID(p, r.ID)
+	if len(r.Cmd) == 0 {
+		p.addf("cmd is empty: give the program to run and its arguments")
+	} else if r.Cmd[0] == "" {
+		p.addf("cmd[0] is empty: give the program to run")
+	}
+	for i, arg := range r.Cmd {
+		if strings.IndexByte(arg, 0) >= 0 {
+			p.addf("cmd[%d] contains a NUL byte", i)
+		}
+	}
+	for k, v := range r.Env {
+		if !validEnvName(k) {
+			p.addf("env name %q is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)", k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			p.addf("env %s contains a NUL byte", k)
+		}
+	}
+	seen := make(map[string]bool, len(r.Files))
+	for i, f := range r.Files {
+		clean, err := WorkspacePath(f.Path)
+		if err != nil {
+			p.addf("files[%d].path: %v", i, err)
+			continue
+		}
+		if seen[clean] {
+			p.addf("files[%d].path %q is given twice", i, f.Path)
+		}
+		seen[clean] = true
+		if f.Mode&^0o777 != 0 {
+			p.addf("files[%d].mode %04o has bits beyond 0777", i, uint32(f.Mode))
+		}
+	}
+	if r.WorkDir != "" && r.WorkDir != "." {
+		if _, err := WorkspacePath(r.WorkDir); err != nil {
+			p.addf("workdir: %v", err)
+		}
+	}
+	for i, g := range r.Collect {
+		if _, err := WorkspacePath(g); err != nil {
+			p.addf("collect[%d]: %v", i, err)
+			continue
+		}
+		if _, err := path.Match(strings.ReplaceAll(g, "**", "*"), ""); err != nil {
+			p.addf("collect[%d] %q is not a valid glob: %v", i, g, err)
+		}
+	}
+	if r.Timeout < 0 {
+		p.addf("timeout %s is negative", r.Timeout)
+	}
+	if r.MemoryBytes < 0 {
+		p.addf("memory %d is negative", r.MemoryBytes)
+	}
+	if r.CPUs < 0 {
+		p.addf("cpus %g is negative", r.CPUs)
+	}
+	if r.Pids < 0 {
+		p.addf("pids %d is negative", r.Pids)
+	}
+	if r.MaxOutputBytes < 0 {
+		p.addf("output cap %d is negative", r.MaxOutputBytes)
+	}
+}
+
+// Validate checks r against a worker's limits, including everything Check
+// checks, and the encoded size of the payload it came from.
+func (r *ExecRequest) Validate(l Limits, payloadBytes int) error {
+	l = l.WithDefaults()
+	var p problems
+	if int64(payloadBytes) > l.MaxPayloadBytes {
+		p.addf("payload is %d bytes; the worker accepts at most %d", payloadBytes, l.MaxPayloadBytes)
+	}
+	r.check(&p)
+	if r.Timeout > l.MaxTimeout {
+		p.addf("timeout %s is above the worker's maximum %s", r.Timeout, l.MaxTimeout)
+	}
+	if r.MemoryBytes > l.MaxMemoryBytes {
+		p.addf("memory %d bytes is above the worker's maximum %d", r.MemoryBytes, l.MaxMemoryBytes)
+	}
+	if r.MemoryBytes != 0 && r.MemoryBytes < minMemoryBytes {
+		p.addf("memory %d bytes is below the minimum %d (6 MiB)", r.MemoryBytes, minMemoryBytes)
+	}
+	if r.CPUs > l.MaxCPUs {
+		p.addf("cpus %g is above the worker's maximum %g", r.CPUs, l.MaxCPUs)
+	}
+	if r.CPUs != 0 && r.CPUs < 0.01 {
+		p.addf("cpus %g is below the minimum 0.01", r.CPUs)
+	}
+	if r.Pids > l.MaxPids {
+		p.addf("pids %d is above the worker's maximum %d", r.Pids, l.MaxPids)
+	}
+	if r.MaxOutputBytes > l.MaxOutputBytes {
+		p.addf("output cap %d bytes is above the worker's maximum %d", r.MaxOutputBytes, l.MaxOutputBytes)
+	}
+	if len(r.Files) > l.MaxFiles {
+		p.addf("%d files given; the worker accepts at most %d", len(r.Files), l.MaxFiles)
+	}
+	return p.err()
+}
+
+// minMemoryBytes is the smallest memory limit Docker accepts.
+const minMemoryBytes = 6 << 20
+
+// Resolved returns r with every unset limit filled from l's defaults.
+func (r ExecRequest) Resolved(l Limits) ExecRequest {
+	l = l.WithDefaults()
+	if r.Timeout == 0 {
+		r.Timeout = l.DefaultTimeout
+	}
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = l.DefaultMemoryBytes
+	}
+	if r.CPUs == 0 {
+		r.CPUs = l.DefaultCPUs
+	}
+	if r.Pids == 0 {
+		r.Pids = l.DefaultPids
+	}
+	if r.MaxOutputBytes == 0 {
+		r.MaxOutputBytes = l.DefaultOutputBytes
+	}
+	return r
+}
+
+func validEnvName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, c := range k {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// WorkspacePath checks a path given relative to /workspace and returns it
+// cleaned. Absolute paths, paths with "..", empty paths and paths with NUL
+// bytes are refused, so nothing a request names can escape /workspace.
+func WorkspacePath(p string) (string, error) {
+	switch {
+	case p == "":
+		return "", fmt.Errorf("path is empty")
+	case strings.IndexByte(p, 0) >= 0:
+		return "", fmt.Errorf("path %q contains a NUL byte", p)
+	case strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("path %q is absolute; give it relative to %s", p, Workspace)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("path %q contains \"..\" and could escape %s", p, Workspace)
+		}
+	}
+	clean := path.Clean(p)
+	if clean == "." {
+		return "", fmt.Errorf("path %q names %s itself", p, Workspace)
+	}
+	return clean, nil
+}

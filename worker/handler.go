@@ -1,0 +1,378 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/execq/execq/internal/pool"
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/stream"
+	"github.com/execq/execq/tasks"
+)
+
+// The causes with which an execution's run context ends.
+var (
+	errTimedOut = errors.New("timed out")
+	errCanceled = errors.New("canceled")
+)
+
+// writeTimeout bounds the Redis writes that finish an execution, retried
+// while Redis is unreachable.
+const writeTimeout = 30 * time.Second
+
+// processTask is the asynq handler of TypeExec. It returns nil when the
+// execution has its final result (rejections included), an error to have
+// asynq retry it after an infrastructure failure, and the context's error
+// when the worker is stopping (asynq then puts it back in its queue).
+func (w *Worker) processTask(ctx context.Context, t *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
+	id, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	e := &execution{
+		w:       w,
+		id:      id,
+		queue:   queue,
+		retried: retried,
+		task:    t,
+		log:     w.log.With("execution", id),
+		res:     &tasks.Result{ExecutionID: id, Worker: w.cfg.Name, ExitCode: -1},
+	}
+	return e.process(ctx)
+}
+
+// execution is one attempt at one execution.
+type execution struct {
+	w       *Worker
+	id      string
+	queue   string
+	retried int
+	task    *asynq.Task
+	log     *slog.Logger
+	req     *tasks.ExecRequest
+	res     *tasks.Result
+	lease   *pool.Lease
+}
+
+func (e *execution) process(ctx context.Context) error {
+	start := time.Now()
+	// Registered before the cancel marker is read, so that no cancel falls
+	// in between.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	e.w.cancels.register(e.id, cancel)
+	defer e.w.cancels.unregister(e.id)
+
+	payload := e.task.Payload()
+	req, err := tasks.DecodeRequest(payload)
+	if err != nil {
+		return e.reject(ctx, err)
+	}
+	e.req = req
+	if req.ID != e.id {
+		return e.reject(ctx, &tasks.ValidationError{Problems: []string{
+			fmt.Sprintf("payload id %q differs from the task id %q", req.ID, e.id)}})
+	}
+	if req.Image == "" {
+		req.Image = e.w.cfg.Image
+	}
+	e.res.Image = req.Image
+
+	done, err := e.w.store.HasResult(ctx, e.id)
+	if err != nil {
+		return e.retry(ctx, err)
+	}
+	if done {
+		// A second delivery of an execution that has its result.
+		e.log.Info("execution already has a result; not running it again")
+		return nil
+	}
+	canceled, err := e.w.store.Canceled(ctx, e.id)
+	if err != nil {
+		return e.retry(ctx, err)
+	}
+	if canceled {
+		return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
+	}
+	attempt, err := e.w.store.NextAttempt(ctx, e.id)
+	if err != nil {
+		return e.retry(ctx, err)
+	}
+	e.res.Attempt = attempt
+	e.log = e.log.With("attempt", attempt)
+	if attempt > e.w.cfg.MaxAttempts {
+		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
+			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
+	}
+	if err := req.Validate(e.w.cfg.Limits, len(payload)); err != nil {
+		return e.reject(ctx, err)
+	}
+	if err := e.w.cfg.Runtime.CheckImage(ctx, req.Image); err != nil {
+		if errors.Is(err, sandbox.ErrImageNotFound) {
+			return e.reject(ctx, err)
+		}
+		return e.retry(ctx, err)
+	}
+	resolved := req.Resolved(e.w.cfg.Limits)
+	e.req = &resolved
+	if !req.SubmittedAt.IsZero() {
+		e.res.QueuedMs = max(start.Sub(req.SubmittedAt).Milliseconds(), 0)
+	}
+	return e.run(ctx, runCtx)
+}
+
+// run takes a container and runs the command in it. ctx is the task's
+// context; runCtx is ctx ended early by a cancel.
+func (e *execution) run(ctx, runCtx context.Context) error {
+	req := e.req
+	acquireCtx, cancelAcquire := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
+	lease, err := e.w.pool.Acquire(acquireCtx, req.Image)
+	cancelAcquire()
+	if err != nil {
+		switch {
+		case context.Cause(runCtx) == errCanceled:
+			return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, sandbox.ErrImageNotFound):
+			return e.reject(ctx, err)
+		}
+		return e.retry(ctx, err)
+	}
+	e.lease = lease
+	sb := lease.Sandbox()
+	e.log = e.log.With("container", shortID(sb.ID()))
+	replace := ""
+	defer func() {
+		if replace == "" {
+			lease.Reuse()
+		} else {
+			lease.Replace(replace)
+		}
+	}()
+
+	startedAt := time.Now()
+	e.res.StartedAt = startedAt.UTC()
+	started, _ := json.Marshal(tasks.StartedData{
+		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: req.Image,
+		Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
+	})
+	if err := e.w.store.AppendEvents(ctx, e.id, rdb.Entry{Type: tasks.EventStarted, Data: started}); err != nil {
+		return e.retry(ctx, err)
+	}
+
+	limits := sandbox.Limits{MemoryBytes: req.MemoryBytes, NanoCPUs: int64(req.CPUs * 1e9), Pids: req.Pids}
+	if err := sb.SetLimits(runCtx, limits); err != nil {
+		replace = pool.CauseError
+		return e.failed(ctx, runCtx, err)
+	}
+	if err := sb.PutFiles(runCtx, req.Files); err != nil {
+		replace = pool.CauseError
+		return e.failed(ctx, runCtx, err)
+	}
+
+	out := stream.NewWriter(context.WithoutCancel(ctx), e.w.store, e.id, stream.Config{
+		Linger:         e.w.cfg.StreamLinger,
+		ChunkBytes:     e.w.cfg.StreamChunkBytes,
+		MaxOutputBytes: req.MaxOutputBytes,
+		OnAppend:       e.w.cfg.Observer.StreamAppended,
+	})
+	cmdCtx, cancelCmd := context.WithTimeoutCause(runCtx, req.Timeout, errTimedOut)
+	outcome, runErr := sb.Run(cmdCtx, sandbox.Command{
+		Cmd:    req.Cmd,
+		Env:    envList(req.Env),
+		Dir:    workDir(req.WorkDir),
+		Stdin:  stdinOf(req.Stdin),
+		Stdout: out.Stdout(),
+		Stderr: out.Stderr(),
+	})
+	cancelCmd()
+	streamErr := out.Close()
+	e.keepOutput(out)
+	e.res.DurationMs = outcome.Duration.Milliseconds()
+	e.res.Resources = outcome.Resources
+
+	if runErr != nil {
+		switch cause := context.Cause(cmdCtx); {
+		case cause == errTimedOut:
+			replace = pool.CauseTimeout
+			return e.finish(ctx, tasks.StatusTimedOut, fmt.Sprintf("killed after the %s timeout", req.Timeout))
+		case cause == errCanceled:
+			replace = pool.CauseCanceled
+			return e.finish(ctx, tasks.StatusCanceled, "canceled while running; killed")
+		case ctx.Err() != nil:
+			// The worker is stopping or lost the task: leave the execution
+			// to the next attempt.
+			replace = pool.CauseCanceled
+			e.log.Warn("execution interrupted; it will be retried", "err", runErr)
+			return ctx.Err()
+		}
+		replace = pool.CauseError
+		return e.retry(ctx, runErr)
+	}
+
+	e.res.ExitCode = outcome.ExitCode
+	status := tasks.StatusFailed
+	message := ""
+	switch {
+	case outcome.OOMKilled && outcome.ExitCode != 0:
+		status = tasks.StatusOOMKilled
+		replace = pool.CauseOOM
+		message = fmt.Sprintf("killed by the %d-byte memory limit", req.MemoryBytes)
+	case outcome.ExitCode == 0:
+		status = tasks.StatusSucceeded
+	}
+	if len(req.Collect) > 0 {
+		files, err := sb.Collect(runCtx, req.Collect, e.w.cfg.Limits.MaxCollectBytes)
+		e.res.Files = files
+		if err != nil {
+			message = joinMessage(message, "collecting files failed: "+err.Error())
+		}
+	}
+	if streamErr != nil {
+		message = joinMessage(message, "part of the output could not be streamed: "+streamErr.Error())
+	}
+	return e.finish(ctx, status, message)
+}
+
+func (e *execution) keepOutput(out *stream.Writer) {
+	so, se := out.StdoutOutput(), out.StderrOutput()
+	e.res.Stdout, e.res.StdoutBytes, e.res.StdoutTruncated = string(so.Data), so.Total, so.Truncated
+	e.res.Stderr, e.res.StderrBytes, e.res.StderrTruncated = string(se.Data), se.Total, se.Truncated
+	e.w.cfg.Observer.OutputWritten(so.Total, se.Total, so.Truncated || se.Truncated)
+}
+
+// failed handles an error of the sandbox before the command started.
+func (e *execution) failed(ctx, runCtx context.Context, err error) error {
+	switch {
+	case context.Cause(runCtx) == errCanceled:
+		return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return e.retry(ctx, err)
+}
+
+// reject stores a "rejected" result: the request cannot run, now or ever.
+func (e *execution) reject(ctx context.Context, err error) error {
+	e.log.Info("execution rejected", "err", err)
+	return e.finish(ctx, tasks.StatusRejected, err.Error())
+}
+
+// retry has asynq run the execution again after an infrastructure failure,
+// unless its retries are used up: then its result is "error".
+func (e *execution) retry(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if e.retried >= maxRetry {
+		e.log.Error("execution failed; no retries left", "err", err)
+		if ferr := e.finish(ctx, tasks.StatusError, err.Error()); ferr != nil {
+			return ferr
+		}
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	e.log.Warn("execution failed; it will be retried", "err", err, "retried", e.retried, "max_retry", maxRetry)
+	return err
+}
+
+// finish stores the result. Its writes outlive a canceled task context and
+// are retried while Redis is unreachable, within writeTimeout.
+func (e *execution) finish(ctx context.Context, status tasks.Status, message string) error {
+	res := e.res
+	res.Status = status
+	res.Success = status == tasks.StatusSucceeded
+	res.Error = message
+	res.FinishedAt = time.Now().UTC()
+	if status != tasks.StatusSucceeded && status != tasks.StatusFailed && status != tasks.StatusOOMKilled {
+		res.ExitCode = -1
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	written, err := retryRedis(wctx, func(ctx context.Context) (bool, error) {
+		return e.w.store.Finalize(ctx, res)
+	})
+	if err != nil {
+		e.log.Error("storing the result failed", "status", status, "err", err)
+		return fmt.Errorf("store result: %w", err)
+	}
+	if !written {
+		e.log.Info("execution already had a result; this one is dropped", "status", status)
+		return nil
+	}
+	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
+	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
+	if body, err := json.Marshal(res); err == nil {
+		// Shown by the dashboard; the result key is what clients read.
+		_, _ = e.task.ResultWriter().Write(body)
+	}
+	return nil
+}
+
+// retryRedis calls fn until it succeeds or ctx ends, backing off.
+func retryRedis[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		v, err := fn(ctx)
+		if err == nil {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func joinMessage(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+func workDir(dir string) string {
+	if dir == "" || dir == "." {
+		return tasks.Workspace
+	}
+	clean, _ := tasks.WorkspacePath(dir)
+	return tasks.Workspace + "/" + clean
+}
+
+// stdinOf is nil, not a nil *bytes.Reader, when there is no input.
+func stdinOf(b []byte) io.Reader {
+	if b == nil {
+		return nil
+	}
+	return bytes.NewReader(b)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

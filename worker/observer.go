@@ -1,0 +1,30 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/execq/execq/tasks"
+)
+
+// Observer is told what the worker does; the metrics package implements it.
+// Its methods must be quick and safe for concurrent use.
+type Observer interface {
+	// ExecutionFinished: an execution got its result.
+	ExecutionFinished(status tasks.Status, queued, ran time.Duration)
+	// OutputWritten: an execution's command wrote this much output.
+	OutputWritten(stdoutBytes, stderrBytes int64, truncated bool)
+	// StreamAppended: output events were appended to a stream.
+	StreamAppended(d time.Duration, entries int, err error)
+	// ContainerReplaced: a container was removed to be replaced.
+	ContainerReplaced(cause string)
+	// ContainerCreated: a container was created (or failed to be).
+	ContainerCreated(d time.Duration, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ExecutionFinished(tasks.Status, time.Duration, time.Duration) {}
+func (nopObserver) OutputWritten(int64, int64, bool)                             {}
+func (nopObserver) StreamAppended(time.Duration, int, error)                     {}
+func (nopObserver) ContainerReplaced(string)                                     {}
+func (nopObserver) ContainerCreated(time.Duration, error)                        {}

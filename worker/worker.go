@@ -1,0 +1,188 @@
+// Package worker runs executions: an asynq server whose handler claims an
+// execution, takes a warm sandbox from the pool, puts the files in, runs the
+// command while its output streams into Redis, stores the result and gives
+// the sandbox back to be reset.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/execq/execq/internal/pool"
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/tasks"
+)
+
+// Worker serves executions from the configured queues.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *rdb.Store
+	pool    *pool.Pool
+	server  *asynq.Server
+	cancels *cancelWatcher
+	beat    *heartbeat
+
+	inflight sync.WaitGroup // handlers running
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// New returns a Worker; Start starts it.
+func New(cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("worker", cfg.Name)
+	store := rdb.New(cfg.Redis, tasks.Keys{Prefix: cfg.KeyPrefix}, cfg.Retention)
+	w := &Worker{cfg: cfg, log: log, store: store}
+	p, err := pool.New(cfg.Runtime, pool.Config{
+		Image:   cfg.Image,
+		Owner:   cfg.Name,
+		Size:    cfg.PoolSize,
+		MaxUses: cfg.MaxUses,
+		OwnerAlive: func(ctx context.Context, owner string) (bool, error) {
+			return store.WorkerAlive(ctx, owner)
+		},
+		Logger:    log,
+		OnReplace: cfg.Observer.ContainerReplaced,
+		OnCreate:  cfg.Observer.ContainerCreated,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.pool = p
+	w.cancels = newCancelWatcher(store, log)
+	w.beat = newHeartbeat(store, cfg.Name, log)
+	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            cfg.Queues,
+		TaskCheckInterval: cfg.TaskCheckInterval,
+		RetryDelayFunc:    retryDelay,
+		IsFailure:         isFailure,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		Logger:            asynqLogger{log.With("component", "asynq")},
+		LogLevel:          asynq.WarnLevel,
+		HealthCheckFunc: func(err error) {
+			if err != nil {
+				log.Error("redis health check failed", "err", err)
+			}
+		},
+	})
+	return w, nil
+}
+
+// Name is the worker's name.
+func (w *Worker) Name() string { return w.cfg.Name }
+
+// Pool is the worker's container pool, for metrics.
+func (w *Worker) Pool() *pool.Pool { return w.pool }
+
+// retryDelay spaces retries after infrastructure failures: 1s, 2s, 4s, …,
+// at most 30s. An agent is waiting.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	return min(time.Second<<min(max(n-1, 0), 5), 30*time.Second)
+}
+
+// isFailure decides what counts against an execution's retries. A worker
+// that crashed (its lease expired) or stopped is not the execution's
+// fault; the attempt counter bounds executions that crash every worker.
+func isFailure(err error) bool {
+	return !errors.Is(err, asynq.ErrLeaseExpired) && !errors.Is(err, context.Canceled)
+}
+
+// Start removes containers orphaned by dead workers, starts warming the
+// pool, and starts serving. It returns once the worker serves; containers
+// keep warming in the background.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker already started")
+	}
+	w.started = true
+	if err := w.beat.start(ctx); err != nil {
+		return err
+	}
+	if err := w.pool.Start(ctx); err != nil {
+		return err
+	}
+	w.cancels.start()
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeExec, w.processTask)
+	if err := w.server.Start(mux); err != nil {
+		w.cancels.stop()
+		_ = w.pool.Stop(context.WithoutCancel(ctx))
+		w.beat.stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	w.log.Info("worker started", "image", w.cfg.Image, "pool", w.cfg.PoolSize,
+		"concurrency", w.cfg.Concurrency, "queues", w.cfg.Queues)
+	return nil
+}
+
+// WaitWarm waits until every container of the pool is warm.
+func (w *Worker) WaitWarm(ctx context.Context) error { return w.pool.WaitWarm(ctx) }
+
+// Shutdown stops the worker gracefully, in this order:
+//
+//  1. asynq stops claiming executions and gives the running ones
+//     ShutdownTimeout to finish; past it, it puts them back in their queue
+//     and cancels their handlers, which kill their commands and store no
+//     result, so that another attempt runs them.
+//  2. The handlers are waited for, so that no container is in use.
+//  3. Cancel watching and the heartbeat stop, so the worker reads as gone.
+//  4. The pool removes every container.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started || w.stopped {
+		w.mu.Unlock()
+		return nil
+	}
+	w.stopped = true
+	w.mu.Unlock()
+
+	w.log.Info("worker stopping", "grace", w.cfg.ShutdownTimeout)
+	w.server.Shutdown()
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		w.log.Warn("executions still running at shutdown; removing their containers")
+	}
+	w.cancels.stop()
+	w.beat.stop(ctx)
+	err := w.pool.Stop(ctx)
+	w.log.Info("worker stopped")
+	return err
+}
+
+// Run starts the worker, serves until ctx ends, then shuts it down.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout+30*time.Second)
+	defer cancel()
+	return w.Shutdown(stopCtx)
+}
+
+// asynqLogger routes asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
