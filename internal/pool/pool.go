@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -523,7 +524,8 @@ func (p *Pool) Stats() Stats {
 }
 
 // Stop ends warming and resets, then removes every container the pool
-// holds, busy ones included: call it after the executions have ended.
+// holds, busy ones included, and any other container of its owner: call it
+// after the executions have ended.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -546,15 +548,24 @@ func (p *Pool) Stop(ctx context.Context) error {
 	p.idle = nil
 	p.mu.Unlock()
 
-	errs := make(chan error, len(entries))
+	ids := make([]string, 0, len(entries))
 	for _, e := range entries {
-		go func() { errs <- p.rt.Remove(ctx, e.sb.ID()) }()
+		ids = append(ids, e.sb.ID())
 	}
-	var all []error
-	for range entries {
-		if err := <-errs; err != nil {
-			all = append(all, err)
+	// Also whatever of ours the pool lost track of.
+	infos, listErr := p.rt.List(ctx)
+	for _, info := range infos {
+		if info.Owner == p.cfg.Owner && !slices.Contains(ids, info.ID) {
+			ids = append(ids, info.ID)
 		}
+	}
+	errs := make(chan error, len(ids))
+	for _, id := range ids {
+		go func() { errs <- p.rt.Remove(ctx, id) }()
+	}
+	all := []error{listErr}
+	for range ids {
+		all = append(all, <-errs)
 	}
 	return errors.Join(all...)
 }

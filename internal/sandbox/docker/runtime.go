@@ -190,9 +190,14 @@ func (r *Runtime) CheckImage(ctx context.Context, img string) error {
 // engine's init, and does nothing.
 var keepalive = []string{"/bin/sh", "-c", "sleep infinity 2>/dev/null; while :; do sleep 3600; done"}
 
-// Create starts a new sandbox container of img.
+// Create starts a new sandbox container of img. Once begun, a creation is
+// not abandoned when ctx ends: the engine would create the container all
+// the same, and nobody would know its ID to remove it.
 func (r *Runtime) Create(ctx context.Context, img string) (sandbox.Sandbox, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.APITimeout)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create container of %q: %w", img, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.APITimeout)
 	defer cancel()
 	cfg, host := r.containerConfig(img)
 	created, err := r.client.ContainerCreate(ctx, cfg, host, nil, nil, "")
@@ -204,7 +209,7 @@ func (r *Runtime) Create(ctx context.Context, img string) (sandbox.Sandbox, erro
 	}
 	c, err := r.start(ctx, created.ID, img)
 	if err != nil {
-		if rmErr := r.Remove(context.WithoutCancel(ctx), created.ID); rmErr != nil {
+		if rmErr := r.Remove(ctx, created.ID); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
 		return nil, err

@@ -1,0 +1,589 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/producer"
+	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
+)
+
+// bundle is a worker on real Redis and the real Docker engine, and a
+// producer on the same Redis.
+type bundle struct {
+	redis    *testutil.Redis
+	worker   *worker.Worker
+	producer *producer.Client
+	store    *rdb.Store
+	docker   *docker.Runtime
+}
+
+type setupOptions struct {
+	poolSize int
+	limits   tasks.Limits
+}
+
+func setupIntegration(t *testing.T, opts setupOptions) *bundle {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	cli := testutil.Docker(t)
+	if opts.poolSize == 0 {
+		opts.poolSize = 2
+	}
+	name := worker.DefaultName()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	rt, err := docker.New(cli, docker.Config{Owner: name, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{
+		Redis:    r.Client,
+		Runtime:  rt,
+		Name:     name,
+		Image:    testutil.SandboxImage,
+		PoolSize: opts.poolSize,
+		Limits:   opts.limits,
+		Logger:   log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testutil.Context(t, 2*time.Minute)
+	if err := w.Start(ctx); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := w.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if infos, err := rt.List(ctx); err == nil {
+			for _, info := range infos {
+				if info.Owner == name {
+					t.Errorf("container %s left behind after shutdown", info.ID)
+				}
+			}
+		}
+	})
+	if err := w.WaitWarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{
+		redis:    r,
+		worker:   w,
+		producer: producer.New(r.Client, producer.Options{}),
+		store:    rdb.New(r.Client, tasks.Keys{}, 0),
+		docker:   rt,
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (b *bundle) run(t *testing.T, req tasks.ExecRequest) *tasks.Result {
+	t.Helper()
+	ctx := testutil.Context(t, time.Minute)
+	id, err := b.producer.Submit(ctx, req)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	return res
+}
+
+// events returns the execution's stream.
+func (b *bundle) events(t *testing.T, id string) []tasks.Event {
+	t.Helper()
+	events, err := b.store.Events(testutil.Context(t, time.Minute), id, "-", "+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+func countType(events []tasks.Event, typ tasks.EventType) int {
+	n := 0
+	for _, e := range events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func sh(script string) []string { return []string{"sh", "-c", script} }
+
+func TestExitCodesAndStreams(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	cases := []struct {
+		script         string
+		status         tasks.Status
+		code           int
+		stdout, stderr string
+	}{
+		{"echo out; echo err >&2", tasks.StatusSucceeded, 0, "out\n", "err\n"},
+		{"echo hi; exit 3", tasks.StatusFailed, 3, "hi\n", ""},
+		{"echo a; echo b >&2; echo c; exit 255", tasks.StatusFailed, 255, "a\nc\n", "b\n"},
+		{"kill -TERM $$", tasks.StatusFailed, 143, "", ""},
+	}
+	for _, c := range cases {
+		res := b.run(t, tasks.ExecRequest{Cmd: sh(c.script)})
+		if res.Status != c.status || res.ExitCode != c.code || res.Stdout != c.stdout || res.Stderr != c.stderr {
+			t.Errorf("%q: status %s exit %d stdout %q stderr %q; want %s %d %q %q",
+				c.script, res.Status, res.ExitCode, res.Stdout, res.Stderr, c.status, c.code, c.stdout, c.stderr)
+		}
+		if res.Success != (c.status == tasks.StatusSucceeded) || res.Attempt != 1 || res.Resources == nil {
+			t.Errorf("%q: success %v attempt %d resources %+v", c.script, res.Success, res.Attempt, res.Resources)
+		}
+		events := b.events(t, res.ExecutionID)
+		var stdout, stderr bytes.Buffer
+		for _, e := range events {
+			switch e.Type {
+			case tasks.EventStdout:
+				stdout.Write(e.Data)
+			case tasks.EventStderr:
+				stderr.Write(e.Data)
+			}
+		}
+		if stdout.String() != c.stdout || stderr.String() != c.stderr {
+			t.Errorf("%q: streamed stdout %q stderr %q", c.script, stdout.String(), stderr.String())
+		}
+		if events[0].Type != tasks.EventStarted || events[len(events)-1].Type != tasks.EventExit {
+			t.Errorf("%q: stream does not go from started to exit: %v", c.script, events)
+		}
+	}
+}
+
+func TestBinaryOutputIsByteExact(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	var want bytes.Buffer
+	var script strings.Builder
+	for i := range 256 {
+		want.WriteByte(byte(i))
+		fmt.Fprintf(&script, "\\%03o", i)
+	}
+	res := b.run(t, tasks.ExecRequest{Cmd: []string{"sh", "-c", `printf "$1"; printf "$1" >&2`, "sh", script.String()}})
+	if res.Stdout != want.String() || res.Stderr != want.String() {
+		t.Errorf("result stdout %x\nstderr %x\nwant %x", res.Stdout, res.Stderr, want.Bytes())
+	}
+	var streamed bytes.Buffer
+	for _, e := range b.events(t, res.ExecutionID) {
+		if e.Type == tasks.EventStdout {
+			streamed.Write(e.Data)
+		}
+	}
+	if !bytes.Equal(streamed.Bytes(), want.Bytes()) {
+		t.Errorf("streamed stdout %x, want %x", streamed.Bytes(), want.Bytes())
+	}
+}
+
+func TestTimeoutKillsTheProcessTree(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	ctx := testutil.Context(t, time.Minute)
+	start := time.Now()
+	id, err := b.producer.Submit(ctx, tasks.ExecRequest{
+		Timeout: time.Second,
+		Cmd:     sh("sh -c 'while :; do :; done' & (trap '' TERM; while :; do :; done) & while :; do :; done"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if res.Status != tasks.StatusTimedOut || res.ExitCode != -1 || res.Success {
+		t.Errorf("status %s exit %d; want timed_out -1", res.Status, res.ExitCode)
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("the result came %s after submitting a 1s timeout", elapsed)
+	}
+	if res.DurationMs < 1000 || res.DurationMs > 2000 {
+		t.Errorf("duration %dms, want about 1000", res.DurationMs)
+	}
+	started, err := b.events(t, id)[0].Started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The container that ran it is killed, with every process in it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		infos, err := b.docker.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alive := false
+		for _, info := range infos {
+			if strings.HasPrefix(info.ID, started.Container) && info.Running {
+				alive = true
+			}
+		}
+		if !alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still runs after the timeout", started.Container)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The pool heals: the next execution runs.
+	if res := b.run(t, tasks.ExecRequest{Cmd: []string{"true"}}); res.Status != tasks.StatusSucceeded {
+		t.Errorf("next execution: %s %s", res.Status, res.Error)
+	}
+}
+
+func TestCancelPending(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{poolSize: 1})
+	ctx := testutil.Context(t, time.Minute)
+	busy, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: []string{"sleep", "3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, b, busy, tasks.EventStarted)
+	queued, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo ran")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.producer.Cancel(ctx, queued); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	res, err := b.producer.Result(ctx, queued)
+	if err != nil {
+		t.Fatalf("a canceled pending execution has its result at once: %v", err)
+	}
+	if res.Status != tasks.StatusCanceled || res.Stdout != "" {
+		t.Errorf("status %s stdout %q, want canceled and nothing run", res.Status, res.Stdout)
+	}
+	if err := b.producer.Cancel(ctx, queued); !errors.Is(err, producer.ErrFinished) {
+		t.Errorf("second cancel = %v, want ErrFinished", err)
+	}
+	if res, err := b.producer.Wait(ctx, busy); err != nil || res.Status != tasks.StatusSucceeded {
+		t.Fatalf("the running execution: %v %+v", err, res)
+	}
+	if n := countType(b.events(t, queued), tasks.EventStarted); n != 0 {
+		t.Errorf("the canceled execution started %d times", n)
+	}
+}
+
+func TestCancelRunning(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	ctx := testutil.Context(t, time.Minute)
+	id, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo begun; sleep 60; echo never")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, b, id, tasks.EventStdout)
+	canceledAt := time.Now()
+	if err := b.producer.Cancel(ctx, id); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != tasks.StatusCanceled || res.Stdout != "begun\n" {
+		t.Errorf("status %s stdout %q; want canceled, begun", res.Status, res.Stdout)
+	}
+	if d := time.Since(canceledAt); d > 5*time.Second {
+		t.Errorf("cancel took %s", d)
+	}
+}
+
+func TestCancelRecordedBeforeAnAttemptStopsIt(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{poolSize: 1})
+	ctx := testutil.Context(t, time.Minute)
+	busy, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: []string{"sleep", "2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, b, busy, tasks.EventStarted)
+	id, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo ran")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As when asynq delivers a canceled execution again (a retry, or a
+	// cancel that raced with the claim): only the marker is there.
+	if err := b.store.MarkCanceled(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != tasks.StatusCanceled || res.Stdout != "" {
+		t.Errorf("status %s stdout %q; want canceled without running", res.Status, res.Stdout)
+	}
+}
+
+func waitForEvent(t *testing.T, b *bundle, id string, typ tasks.EventType) tasks.Event {
+	t.Helper()
+	ctx := testutil.Context(t, time.Minute)
+	for ev, err := range b.producer.Follow(ctx, id, "") {
+		if err != nil {
+			t.Fatalf("follow %s: %v", id, err)
+		}
+		if ev.Type == typ {
+			return ev
+		}
+	}
+	t.Fatalf("%s ended without a %s event", id, typ)
+	return tasks.Event{}
+}
+
+func TestFilesInAndOut(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	res := b.run(t, tasks.ExecRequest{
+		Files: []tasks.File{
+			{Path: "main.sh", Content: []byte("#!/bin/sh\nmkdir -p out/deep\ncat data/in.txt > out/copy.txt\necho deep > out/deep/x.txt\nln -s /etc/passwd out/link.txt\nstat -c '%u %a %n' main.sh data/in.txt\n"), Mode: 0o755},
+			{Path: "data/in.txt", Content: []byte("input\n")},
+		},
+		Cmd:     []string{"./main.sh"},
+		Collect: []string{"out/**/*.txt"},
+	})
+	if res.Status != tasks.StatusSucceeded {
+		t.Fatalf("status %s, stderr %q, error %q", res.Status, res.Stderr, res.Error)
+	}
+	if want := "1000 755 main.sh\n1000 644 data/in.txt\n"; res.Stdout != want {
+		t.Errorf("stdout %q, want %q", res.Stdout, want)
+	}
+	got := map[string]tasks.CollectedFile{}
+	for _, f := range res.Files {
+		got[f.Path] = f
+	}
+	if string(got["out/copy.txt"].Content) != "input\n" || string(got["out/deep/x.txt"].Content) != "deep\n" {
+		t.Errorf("collected %+v", res.Files)
+	}
+	if f := got["out/link.txt"]; f.Error == "" || len(f.Content) > 0 {
+		t.Errorf("a symlink to /etc/passwd was collected: %+v", f)
+	}
+}
+
+func TestOutputCap(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	res := b.run(t, tasks.ExecRequest{
+		Cmd:            sh("head -c 5000000 /dev/zero; echo small >&2"),
+		MaxOutputBytes: 1000,
+	})
+	if res.Status != tasks.StatusSucceeded {
+		t.Fatalf("status %s %s", res.Status, res.Error)
+	}
+	if len(res.Stdout) != 1000 || !res.StdoutTruncated || res.StdoutBytes != 5000000 {
+		t.Errorf("stdout kept %d, truncated %v, counted %d; want 1000, true, 5000000", len(res.Stdout), res.StdoutTruncated, res.StdoutBytes)
+	}
+	if res.Stderr != "small\n" || res.StderrTruncated || res.StderrBytes != 6 {
+		t.Errorf("stderr %q truncated %v counted %d", res.Stderr, res.StderrTruncated, res.StderrBytes)
+	}
+	streamed := 0
+	for _, e := range b.events(t, res.ExecutionID) {
+		if e.Type == tasks.EventStdout {
+			streamed += len(e.Data)
+		}
+	}
+	if streamed != 1000 {
+		t.Errorf("streamed %d bytes of stdout, want the 1000 kept", streamed)
+	}
+	exit, err := b.events(t, res.ExecutionID)[len(b.events(t, res.ExecutionID))-1].Exit()
+	if err != nil || !exit.StdoutTruncated {
+		t.Errorf("exit event %+v %v, want stdoutTruncated", exit, err)
+	}
+}
+
+func TestDuplicateIDRunsOnce(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	ctx := testutil.Context(t, time.Minute)
+	req := tasks.ExecRequest{ID: "dup-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", ""), Cmd: sh("sleep 0.3; echo once")}
+	first, err := b.producer.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.producer.Submit(ctx, req)
+	if err != nil || second != first {
+		t.Fatalf("second submit = %q, %v; want %q, nil", second, err, first)
+	}
+	res, err := b.producer.Wait(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := b.producer.Submit(ctx, req)
+	if err != nil || third != first {
+		t.Fatalf("submit after the result = %q, %v", third, err)
+	}
+	// Give a wrongly enqueued copy the time to run.
+	time.Sleep(500 * time.Millisecond)
+	if n := countType(b.events(t, first), tasks.EventStarted); n != 1 || res.Stdout != "once\n" {
+		t.Errorf("started %d times, stdout %q", n, res.Stdout)
+	}
+	if _, err := b.producer.Submit(ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDInUse) {
+		t.Errorf("same id on another queue: %v, want ErrIDInUse", err)
+	}
+}
+
+// enqueueRaw enqueues a payload without the producer's checks, as a broken
+// or hostile producer would.
+func enqueueRaw(t *testing.T, b *bundle, id string, payload []byte) {
+	t.Helper()
+	c := asynq.NewClientFromRedisClient(b.redis.Client)
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload, asynq.TaskID(id), asynq.MaxRetry(3))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.BindQueue(context.Background(), id, "default"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRejectedRequests(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{limits: tasks.Limits{MaxPayloadBytes: 64 << 10, MaxTimeout: time.Minute}})
+	raw := func(r tasks.ExecRequest) []byte {
+		p, err := tasks.EncodeRequest(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name    string
+		payload func(id string) []byte
+		want    string
+	}{
+		{"undecodable", func(string) []byte { return []byte("{not json") }, "not a valid execution request"},
+		{"empty cmd", func(id string) []byte { return raw(tasks.ExecRequest{ID: id}) }, "cmd is empty"},
+		{"absolute path", func(id string) []byte {
+			return raw(tasks.ExecRequest{ID: id, Cmd: []string{"true"}, Files: []tasks.File{{Path: "/etc/x"}}})
+		}, "is absolute"},
+		{"traversal", func(id string) []byte {
+			return raw(tasks.ExecRequest{ID: id, Cmd: []string{"true"}, Files: []tasks.File{{Path: "a/../../x"}}})
+		}, `contains ".."`},
+		{"timeout above maximum", func(id string) []byte {
+			return raw(tasks.ExecRequest{ID: id, Cmd: []string{"true"}, Timeout: time.Hour})
+		}, "above the worker's maximum"},
+		{"oversized", func(id string) []byte {
+			return raw(tasks.ExecRequest{ID: id, Cmd: []string{"true"}, Stdin: bytes.Repeat([]byte("x"), 100<<10)})
+		}, "the worker accepts at most"},
+		{"NUL in argv", func(id string) []byte { return raw(tasks.ExecRequest{ID: id, Cmd: []string{"echo", "a\x00b"}}) }, "NUL"},
+		{"unknown image", func(id string) []byte {
+			return raw(tasks.ExecRequest{ID: id, Image: "execq-no-such-image:v0", Cmd: []string{"true"}})
+		}, "image not found"},
+	}
+	ctx := testutil.Context(t, time.Minute)
+	for i, c := range cases {
+		id := fmt.Sprintf("rejected-%d", i)
+		enqueueRaw(t, b, id, c.payload(id))
+		res, err := b.producer.Wait(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 {
+			t.Errorf("%s: status %s attempt %d error %q; want rejected with %q", c.name, res.Status, res.Attempt, res.Error, c.want)
+		}
+		if n := countType(b.events(t, id), tasks.EventStarted); n != 0 {
+			t.Errorf("%s: started %d times", c.name, n)
+		}
+	}
+}
+
+func TestNothingLeftBetweenExecutions(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{poolSize: 1})
+	first := b.run(t, tasks.ExecRequest{Cmd: sh(`
+		echo secret > /workspace/w; echo secret > /tmp/t; echo secret > /dev/shm/s; mkdir /workspace/d; chmod 0 /workspace/d
+		nohup sleep 300 >/dev/null 2>&1 &
+		setsid sleep 300 >/dev/null 2>&1 &
+		echo done`)})
+	if first.Status != tasks.StatusSucceeded {
+		t.Fatalf("first: %s %s", first.Status, first.Stderr)
+	}
+	second := b.run(t, tasks.ExecRequest{Cmd: sh(`ls -A /workspace /tmp /dev/shm; ps -o user,args | grep '^sandbox' | grep -v -e ps -e grep -e 'sh -c'; true`)})
+	if want := "/dev/shm:\n\n/tmp:\n\n/workspace:\n"; second.Stdout != want {
+		t.Errorf("the second execution sees:\n%s", second.Stdout)
+	}
+	c1, _ := b.events(t, first.ExecutionID)[0].Started()
+	c2, _ := b.events(t, second.ExecutionID)[0].Started()
+	if c1.Container != c2.Container {
+		t.Errorf("the executions ran in containers %s and %s; the test needs one", c1.Container, c2.Container)
+	}
+}
+
+func TestFollowResumesAndEndsAtExit(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	ctx := testutil.Context(t, time.Minute)
+	id, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo one; sleep 0.2; echo two; sleep 0.2; echo three")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitForEvent(t, b, id, tasks.EventStdout)
+	var rest []string
+	for ev, err := range b.producer.Follow(ctx, id, first.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = append(rest, string(ev.Type)+":"+string(ev.Data))
+	}
+	got := strings.Join(rest, "|")
+	if !strings.HasPrefix(got, "stdout:two\n|stdout:three\n|exit:") {
+		t.Errorf("resumed events: %s", got)
+	}
+	if _, err := b.producer.Result(ctx, "no-such-execution"); !errors.Is(err, producer.ErrNotFound) {
+		t.Errorf("result of an unknown id: %v", err)
+	}
+}
+
+func TestStdinAndEnv(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	res := b.run(t, tasks.ExecRequest{
+		Cmd:   sh(`cat; echo "$GREETING $HOME $(pwd)"`),
+		Stdin: []byte("from stdin\n"),
+		Env:   map[string]string{"GREETING": "hello"},
+	})
+	if want := "from stdin\nhello /workspace /workspace\n"; res.Stdout != want {
+		t.Errorf("stdout %q, want %q", res.Stdout, want)
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{})
+	res := b.run(t, tasks.ExecRequest{Cmd: sh("tail -c 200m /dev/zero"), MemoryBytes: 32 << 20})
+	if res.Status != tasks.StatusOOMKilled || res.Success {
+		t.Errorf("status %s exit %d error %q, want oom_killed", res.Status, res.ExitCode, res.Error)
+	}
+	if res := b.run(t, tasks.ExecRequest{Cmd: []string{"true"}}); res.Status != tasks.StatusSucceeded {
+		t.Errorf("next execution: %s %s", res.Status, res.Error)
+	}
+}
