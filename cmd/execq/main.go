@@ -67,6 +67,8 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		newTailCommand(),
 		newResultCommand(),
 		newCancelCommand(),
+		newDashboardCommand(),
+		newUpCommand(),
 	)
 	return root
 }

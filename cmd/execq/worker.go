@@ -10,10 +10,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/docker"
 	"github.com/execq/execq/tasks"
@@ -46,6 +48,7 @@ type workerFlags struct {
 	maxPids         int64
 	defaultOutput   string
 	maxOutput       string
+	metricsAddr     string
 	logFormat       string
 	logLevel        string
 }
@@ -75,6 +78,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.maxPids, "max-pids", 4096, "largest process limit a request may ask for")
 	fs.StringVar(&f.defaultOutput, "default-max-output", "1m", "output kept per stream for requests that give no cap")
 	fs.StringVar(&f.maxOutput, "max-output", "16m", "largest output cap a request may ask for")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9090 (default off; execq up serves them with the dashboard)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -124,27 +128,33 @@ func (f *workerFlags) limits() (tasks.Limits, error) {
 	return l, l.Validate()
 }
 
-// build makes the worker: Redis client, Docker runtime and worker config.
-func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worker.Worker, error) {
+// build makes the worker on the Docker engine, with its metrics in a new
+// registry: the worker's, its pool's and the queues'.
+func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worker.Worker, *metrics.Registry, error) {
 	limits, err := f.limits()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	queues, err := parseQueues(f.queues)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	workspace, err := parseSize("--workspace-size", f.workspaceSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmp, err := parseSize("--tmp-size", f.tmpSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cli, err := docker.NewClient()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	reg := metrics.NewRegistry()
+	observer, err := metrics.NewWorker(reg)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg := worker.Config{
 		Redis:             rdb,
@@ -159,6 +169,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		MaxUses:           f.maxUses,
 		ShutdownTimeout:   f.shutdownTimeout,
 		Logger:            log,
+		Observer:          observer,
 	}
 	if cfg.Name == "" {
 		// The runtime labels containers with the name: fix it here.
@@ -174,10 +185,18 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Logger:         log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.Runtime = rt
-	return worker.New(cfg)
+	w, err := worker.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = reg.Register(
+		metrics.NewPoolCollector(w.Pool().Stats),
+		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb)),
+	)
+	return w, reg, err
 }
 
 func newWorkerCommand() *cobra.Command {
@@ -202,12 +221,19 @@ worker's containers are removed.`,
 			}
 			rdb := redis.NewClient(ropts)
 			defer rdb.Close()
-			w, err := f.build(rdb, log)
+			w, reg, err := f.build(rdb, log)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if f.metricsAddr != "" {
+				stopHTTP, err := serveHTTP(ctx, f.metricsAddr, reg, log)
+				if err != nil {
+					return err
+				}
+				defer stopHTTP()
+			}
 			if err := waitForRedis(ctx, rdb, log, redactURL(f.redisURL)); err != nil {
 				return err
 			}

@@ -1,0 +1,45 @@
+# execq: make run starts everything on this machine; make test runs every test.
+GO      ?= go
+BIN     := bin/execq
+IMAGE   ?= execq-sandbox:latest
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: build setup sandbox-image run test test-unit smoke bench lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/execq
+
+# Installs what is missing (redis-server, busybox-static, docker.io), starts
+# dockerd if needed and builds the sandbox image if absent.
+setup:
+	scripts/setup.sh
+
+sandbox-image:
+	scripts/sandbox-image.sh $(IMAGE)
+
+# Worker and dashboard in one process, with an embedded Redis on
+# 127.0.0.1:6379 (the address execq run uses by default).
+run: setup build
+	$(BIN) up
+
+# Every test, integration tests included (real redis-server, real Docker).
+test: setup
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Unit tests only: no Docker, no redis-server.
+test-unit:
+	$(GO) test -race -count=1 -short ./tasks/ ./producer/ ./internal/rdb/ ./internal/stream/ ./internal/pool/ ./internal/dashboard/ ./internal/metrics/
+
+# The README's set-up, end to end: a worker, then execq run.
+smoke: setup build
+	scripts/smoke.sh $(BIN)
+
+bench: setup build
+	$(BIN) bench
+
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

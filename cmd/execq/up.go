@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/execq/execq/internal/dashboard"
+)
+
+func newUpCommand() *cobra.Command {
+	var (
+		wf           workerFlags
+		df           dashboardFlags
+		embeddedAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a worker and the dashboard in one process, with an embedded Redis unless --redis is given",
+		Long: `Runs a worker and the dashboard in one process. Without --redis (or
+EXECQ_REDIS_URL) it embeds a Redis server on --embedded-addr, which keeps
+nothing on restart, and prints the redis:// URL that clients point at; the
+default address is the one execq run looks at by default.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := wf.logger()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+
+			url := wf.redisURL
+			if !cmd.Flags().Changed("redis") && os.Getenv("EXECQ_REDIS_URL") == "" {
+				mr := miniredis.NewMiniRedis()
+				if err := mr.StartAddr(embeddedAddr); err != nil {
+					return fmt.Errorf("embedded Redis cannot listen on %s (%v); if a Redis server runs there, use it: execq up --redis redis://%s/0", embeddedAddr, err, embeddedAddr)
+				}
+				defer mr.Close()
+				go tickTTLs(ctx, mr)
+				url = "redis://" + mr.Addr() + "/0"
+				log.Warn("using an embedded Redis: it keeps nothing on restart; give --redis for a real one", "redis", url)
+			}
+			ropts, err := redis.ParseURL(url)
+			if err != nil {
+				return fmt.Errorf("--redis %q: %w", url, err)
+			}
+			client := redis.NewClient(ropts)
+			defer client.Close()
+			if err := waitForRedis(ctx, client, log, redactURL(url)); err != nil {
+				return err
+			}
+			wf.redisURL = url
+			w, reg, err := wf.build(client, log)
+			if err != nil {
+				return err
+			}
+			h, err := df.handler(client, reg, wf.retention, log)
+			if err != nil {
+				return err
+			}
+			stopHTTP, err := serveHTTP(ctx, df.addr, h, log)
+			if err != nil {
+				return err
+			}
+			defer stopHTTP()
+			if err := w.Start(ctx); err != nil {
+				return err
+			}
+			fmt.Printf("execq is up.\n  Redis:     %s\n  Dashboard: http://%s%s/\n  Metrics:   http://%s/metrics\nTry: execq run --redis %s -- sh -c 'echo hi; exit 3'\n",
+				redactURL(url), df.addr, dashboard.RootPath, df.addr, redactURL(url))
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wf.shutdownTimeout+30*time.Second)
+			defer cancel()
+			return w.Shutdown(sctx)
+		},
+	}
+	wf.register(cmd.Flags())
+	df.register(cmd.Flags(), "dashboard-addr")
+	cmd.Flags().StringVar(&embeddedAddr, "embedded-addr", "127.0.0.1:6379", "address of the embedded Redis")
+	return cmd
+}
+
+// tickTTLs makes the embedded Redis expire keys as time passes; it only
+// moves its clock when told.
+func tickTTLs(ctx context.Context, mr *miniredis.Miniredis) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case now := <-t.C:
+			mr.FastForward(now.Sub(last))
+			last = now
+		case <-ctx.Done():
+			return
+		}
+	}
+}

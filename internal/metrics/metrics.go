@@ -1,0 +1,187 @@
+// Package metrics exposes what execq does as Prometheus metrics: the
+// worker's executions, output, stream writes and container pool, and the
+// queues' sizes and latency read through asynq's Inspector.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/execq/execq/internal/pool"
+	"github.com/execq/execq/tasks"
+)
+
+const namespace = "execq"
+
+// durations in seconds, from a few milliseconds (an execution's overhead)
+// to many minutes (long commands, long queues).
+var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+
+// Registry holds one process's metrics. It is an http.Handler serving them.
+type Registry struct {
+	reg *prometheus.Registry
+}
+
+// NewRegistry returns a registry with Go runtime and process metrics.
+func NewRegistry() *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Registry{reg: reg}
+}
+
+// Register adds collectors.
+func (r *Registry) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := r.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Gatherer is the underlying gatherer, for tests.
+func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
+
+// ServeHTTP serves the metrics in the Prometheus exposition format.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}).ServeHTTP(w, req)
+}
+
+// Worker holds a worker's metrics; it implements worker.Observer.
+type Worker struct {
+	executions      *prometheus.CounterVec
+	queueWait       prometheus.Histogram
+	runTime         prometheus.Histogram
+	outputBytes     *prometheus.CounterVec
+	truncations     prometheus.Counter
+	streamAppend    prometheus.Histogram
+	streamErrors    prometheus.Counter
+	replacements    *prometheus.CounterVec
+	containerCreate prometheus.Histogram
+	createErrors    prometheus.Counter
+}
+
+// NewWorker registers a worker's metrics in r.
+func NewWorker(r *Registry) (*Worker, error) {
+	w := &Worker{
+		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "executions_total",
+			Help: "Executions that got their result, by status.",
+		}, []string{"status"}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "queue_wait_seconds",
+			Help:    "Time from submission to the start of the attempt that produced the result.",
+			Buckets: durationBuckets,
+		}),
+		runTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "run_seconds",
+			Help:    "Run time of commands, from start to the exit of their main process.",
+			Buckets: durationBuckets,
+		}),
+		outputBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_bytes_total",
+			Help: "Bytes commands wrote, kept or not, by stream.",
+		}, []string{"stream"}),
+		truncations: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_truncations_total",
+			Help: "Executions whose output went past their cap.",
+		}),
+		streamAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "stream_write_seconds",
+			Help:    "Latency of appending output events to Redis streams.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+		}),
+		streamErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "stream_write_errors_total",
+			Help: "Failed appends of output events (each is retried).",
+		}),
+		replacements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "container_replacements_total",
+			Help: "Containers removed to be replaced, by cause.",
+		}, []string{"cause"}),
+		containerCreate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "container_create_seconds",
+			Help:    "Time to create and start a sandbox container.",
+			Buckets: durationBuckets,
+		}),
+		createErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "container_create_errors_total",
+			Help: "Failed container creations.",
+		}),
+	}
+	err := r.Register(w.executions, w.queueWait, w.runTime, w.outputBytes, w.truncations,
+		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors)
+	return w, err
+}
+
+// ExecutionFinished counts a result.
+func (w *Worker) ExecutionFinished(status tasks.Status, queued, ran time.Duration) {
+	w.executions.WithLabelValues(string(status)).Inc()
+	w.queueWait.Observe(queued.Seconds())
+	if status != tasks.StatusRejected && status != tasks.StatusCanceled || ran > 0 {
+		w.runTime.Observe(ran.Seconds())
+	}
+}
+
+// OutputWritten counts output bytes.
+func (w *Worker) OutputWritten(stdoutBytes, stderrBytes int64, truncated bool) {
+	w.outputBytes.WithLabelValues("stdout").Add(float64(stdoutBytes))
+	w.outputBytes.WithLabelValues("stderr").Add(float64(stderrBytes))
+	if truncated {
+		w.truncations.Inc()
+	}
+}
+
+// StreamAppended observes an append's latency.
+func (w *Worker) StreamAppended(d time.Duration, entries int, err error) {
+	if err != nil {
+		w.streamErrors.Inc()
+		return
+	}
+	w.streamAppend.Observe(d.Seconds())
+}
+
+// ContainerReplaced counts a replacement.
+func (w *Worker) ContainerReplaced(cause string) {
+	w.replacements.WithLabelValues(cause).Inc()
+}
+
+// ContainerCreated observes a creation.
+func (w *Worker) ContainerCreated(d time.Duration, err error) {
+	if err != nil {
+		w.createErrors.Inc()
+		return
+	}
+	w.containerCreate.Observe(d.Seconds())
+}
+
+// PoolCollector reports a pool's container counts by state.
+type PoolCollector struct {
+	stats func() pool.Stats
+	desc  *prometheus.Desc
+}
+
+// NewPoolCollector reads counts from stats at each scrape.
+func NewPoolCollector(stats func() pool.Stats) *PoolCollector {
+	return &PoolCollector{
+		stats: stats,
+		desc: prometheus.NewDesc(namespace+"_pool_containers",
+			"Containers held by the worker's pool, by state: idle (warm), busy, resetting, creating.",
+			[]string{"state"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for state, n := range map[string]int{"idle": s.Idle, "busy": s.Busy, "resetting": s.Resetting, "creating": s.Creating} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
+}

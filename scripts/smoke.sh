@@ -1,0 +1,59 @@
+#!/bin/sh
+# The README's first steps, checked: a worker against a real redis-server,
+# then `execq up` with its embedded Redis; each must run
+# `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3.
+set -eu
+bin="${1:-bin/execq}"
+tmp="$(mktemp -d)"
+pids=""
+cleanup() {
+	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $pids; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+		echo $((20000 + $$ % 20000))
+}
+
+check_run() {
+	url="$1"
+	out="$("$bin" run --redis "$url" -- sh -c 'echo hi; exit 3')" && code=0 || code=$?
+	if [ "$out" != "hi" ] || [ "$code" != 3 ]; then
+		echo "smoke: execq run printed '$out' and exited $code; want 'hi' and 3" >&2
+		exit 1
+	fi
+}
+
+wait_ready() {
+	url="$1"
+	i=0
+	until "$bin" run --redis "$url" --timeout 10s -- true >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 60 ]; then
+			echo "smoke: no worker answered at $url; its log:" >&2
+			cat "$tmp"/*.log >&2
+			exit 1
+		fi
+		sleep 1
+	done
+}
+
+port="$(free_port)"
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction >"$tmp/redis.log" 2>&1 &
+pids="$pids $!"
+"$bin" worker --redis "redis://127.0.0.1:$port/0" --pool-size 2 >"$tmp/worker.log" 2>&1 &
+pids="$pids $!"
+wait_ready "redis://127.0.0.1:$port/0"
+check_run "redis://127.0.0.1:$port/0"
+echo "smoke: execq worker + redis-server: ok"
+
+port="$(free_port)"
+dport="$(free_port)"
+"$bin" up --embedded-addr "127.0.0.1:$port" --dashboard-addr "127.0.0.1:$dport" --pool-size 2 >"$tmp/up.log" 2>&1 &
+pids="$pids $!"
+wait_ready "redis://127.0.0.1:$port/0"
+check_run "redis://127.0.0.1:$port/0"
+echo "smoke: execq up (embedded Redis): ok"
