@@ -8,6 +8,8 @@ import (
 	"iter"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/tasks"
 )
@@ -80,6 +82,7 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 			after = "0"
 		}
 		checked := false
+		missing := 0
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(tasks.Event{}, err)
@@ -96,21 +99,65 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 				}
 				after = ev.ID
 			}
-			if len(events) > 0 || checked {
+			if len(events) > 0 {
+				missing = 0
 				continue
 			}
-			// Nothing yet: make sure there is something to wait for.
-			checked = true
-			if ev, ok, err := c.exitFromResult(ctx, id); err != nil || ok {
-				yield(ev, err)
-				return
+			if !checked {
+				// Nothing yet: make sure there is something to wait for.
+				checked = true
+				if ev, ok, err := c.exitFromResult(ctx, id); err != nil || ok {
+					yield(ev, err)
+					return
+				}
+				if err := c.exists(ctx, id); err != nil {
+					yield(tasks.Event{}, err)
+					return
+				}
 			}
-			if err := c.exists(ctx, id); err != nil {
+			if err := c.endIfRemoved(ctx, id, &missing); err != nil {
 				yield(tasks.Event{}, err)
 				return
 			}
 		}
 	}
+}
+
+// endIfRemoved stores a "canceled" result for an execution whose task is
+// gone from its queue without a result, as when it is deleted from the
+// dashboard or by another asynq client, so that nobody waits for it
+// forever. The task must be missing at two checks a read block apart: a
+// Submit binds the queue a moment before it enqueues.
+func (c *Client) endIfRemoved(ctx context.Context, id string, missing *int) error {
+	if done, err := c.store.HasResult(ctx, id); err != nil || done {
+		return err
+	}
+	queue, err := c.store.Queue(ctx, id)
+	if err != nil {
+		// Without the queue there is nothing to check.
+		return nil
+	}
+	_, err = c.inspector.GetTaskInfo(queue, id)
+	switch {
+	case err == nil:
+		*missing = 0
+		return nil
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		*missing++
+	default:
+		return nil
+	}
+	if *missing < 2 {
+		return nil
+	}
+	_, err = c.store.Finalize(ctx, &tasks.Result{
+		ExecutionID: id,
+		Status:      tasks.StatusCanceled,
+		ExitCode:    -1,
+		Error:       fmt.Sprintf("removed from queue %q without a result (deleted by an operator or another client)", queue),
+		FinishedAt:  time.Now().UTC(),
+	})
+	return err
 }
 
 // exitFromResult makes an exit event from a result whose stream is gone.

@@ -69,6 +69,7 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		newCancelCommand(),
 		newDashboardCommand(),
 		newUpCommand(),
+		newBenchCommand(),
 	)
 	return root
 }

@@ -28,6 +28,31 @@ type cgroup struct {
 	oom string
 }
 
+// procs is the cgroup.procs file beside the memory files: every process of
+// the container.
+func (cg *cgroup) procs() string { return filepath.Join(filepath.Dir(cg.peak), "cgroup.procs") }
+
+// userProcesses counts the container's processes that do not run as root,
+// reading their status in the host's /proc. It fails when the worker does
+// not share the host's PID namespace, or a process vanishes mid-count.
+func (cg *cgroup) userProcesses() (int, error) {
+	b, err := os.ReadFile(cg.procs())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, pid := range strings.Fields(string(b)) {
+		uid, err := readKeyed("/proc/"+pid+"/status", "Uid:")
+		if err != nil {
+			return 0, err
+		}
+		if uid != 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // findCgroup locates the cgroup of the container whose init has host PID
 // pid, from /proc when the worker shares the host's PID namespace, and
 // from the usual paths of Docker's cgroupfs and systemd drivers otherwise.
@@ -212,7 +237,8 @@ func readUintAt(f *os.File) (uint64, error) {
 	return strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
 }
 
-// readKeyed reads the value of key from a "key value" per line file.
+// readKeyed reads the first value after key from a "key value..." per line
+// file.
 func readKeyed(path, key string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -221,9 +247,9 @@ func readKeyed(path, key string) (uint64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if ok && k == key {
-			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == key {
+			return strconv.ParseUint(fields[1], 10, 64)
 		}
 	}
 	if err := sc.Err(); err != nil {

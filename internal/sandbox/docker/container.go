@@ -2,6 +2,8 @@ package docker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -14,12 +16,26 @@ import (
 
 // Container is one sandbox container. It serves one execution at a time.
 type Container struct {
-	rt     *Runtime
-	id     string
-	image  string
-	limits sandbox.Limits
-	cgroup *cgroup // nil when the host's cgroups cannot be read
+	rt        *Runtime
+	id        string
+	image     string
+	limits    sandbox.Limits
+	cgroup    *cgroup // nil when the host's cgroups cannot be read
+	workspace workspaceState
 }
+
+// workspaceState says what the writable directories may hold.
+type workspaceState int
+
+const (
+	// workspaceClean: empty, as created or after a full reset.
+	workspaceClean workspaceState = iota
+	// workspaceDirty: the last execution may have left files; the next
+	// one's first exec wipes them before anything else.
+	workspaceDirty
+	// workspacePrepared: holds this execution's files, just put in.
+	workspacePrepared
+)
 
 var _ sandbox.Sandbox = (*Container)(nil)
 
@@ -52,13 +68,25 @@ func (c *Container) SetLimits(ctx context.Context, l sandbox.Limits) error {
 }
 
 // Run runs cmd as the unprivileged user. See sandbox.Sandbox.
+//
+// The command starts through runScript, which first wipes what the last
+// execution left when that was not done yet, and then replaces itself with
+// the command.
 func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome, error) {
-	stdout := &startFailureFilter{w: orDiscard(cmd.Stdout)}
+	token := newToken()
+	dirty := dirtyMarker + token + ":"
+	stdout := &headFilter{w: orDiscard(cmd.Stdout), prefixes: []string{startFailurePrefix, dirty}}
 	stderr := orDiscard(cmd.Stderr)
+	wipeFirst := "0"
+	if c.workspace == workspaceDirty {
+		wipeFirst = "1"
+	}
+	c.workspace = workspaceDirty
+	argv := append([]string{"/bin/sh", "-c", runScript, "execq", token, wipeFirst}, cmd.Cmd...)
 	acct := c.cgroup.begin()
 	start := time.Now()
 	code, err := c.exec(ctx, execSpec{
-		cmd:    cmd.Cmd,
+		cmd:    argv,
 		env:    cmd.Env,
 		dir:    cmd.Dir,
 		stdin:  cmd.Stdin,
@@ -66,11 +94,8 @@ func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outco
 		stderr: stderr,
 	})
 	out := sandbox.Outcome{ExitCode: code, Duration: time.Since(start)}
-	if reason, shellCode, failed := stdout.finish(code); failed {
-		out.ExitCode = shellCode
-		fmt.Fprintf(stderr, "execq: cannot run %s\n", reason)
-	}
 	if err != nil {
+		stdout.flush()
 		if ctx.Err() != nil {
 			out.Resources, _ = acct.end()
 			if kerr := c.kill(ctx); kerr != nil {
@@ -79,6 +104,19 @@ func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outco
 		}
 		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 	}
+	if code == 125 {
+		if msg := stdout.finish(dirty); msg != "" {
+			return out, fmt.Errorf("run %q in %s: %w: %s", cmd.Cmd[0], short(c.id), sandbox.ErrDirty, strings.TrimPrefix(msg, dirty))
+		}
+	}
+	if code == 126 {
+		if msg := stdout.finish(startFailurePrefix); msg != "" {
+			reason, shellCode := startFailure(msg)
+			out.ExitCode = shellCode
+			fmt.Fprintf(stderr, "execq: cannot run %s\n", reason)
+		}
+	}
+	stdout.flush()
 	var ooms uint64
 	out.Resources, ooms = acct.end()
 	switch {
@@ -90,6 +128,12 @@ func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outco
 		out.OOMKilled = c.oomKilled(ctx)
 	}
 	return out, nil
+}
+
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // kill ends every process in the container at once by killing its init.
@@ -118,7 +162,17 @@ const resetTimeout = 15 * time.Second
 
 // Reset kills what the last execution left running and empties the
 // writable directories. See sandbox.Sandbox.
+//
+// When the host's cgroup and /proc show that no process of the user is
+// left, no exec is needed now: the files are wiped by the next execution's
+// first exec, before anything else runs. Otherwise a reset exec kills the
+// leftovers and wipes at once.
 func (c *Container) Reset(ctx context.Context) error {
+	if c.cgroup != nil {
+		if n, err := c.cgroup.userProcesses(); err == nil && n == 0 {
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, resetTimeout)
 	defer cancel()
 	uid, _ := splitUser(c.rt.cfg.User)
@@ -129,5 +183,6 @@ func (c *Container) Reset(ctx context.Context) error {
 	if code != 0 {
 		return fmt.Errorf("reset %s: %w: exit %d: %s", short(c.id), sandbox.ErrDirty, code, strings.TrimSpace(stderr))
 	}
+	c.workspace = workspaceClean
 	return nil
 }

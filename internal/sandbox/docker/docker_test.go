@@ -249,7 +249,7 @@ func TestRunReportsOOMKill(t *testing.T) {
 func TestRunMeasuresCPUTime(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	out, _ := b.mustRun(t, "sh", "-c", "end=$(( $(date +%s) + 1 )); while [ $(date +%s) -lt $end ]; do :; done")
+	out, _ := b.mustRun(t, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i + 1)); done")
 	if out.Resources == nil || out.Resources.CPUTimeMs < 100 {
 		t.Errorf("resources = %+v, want some cpu time", out.Resources)
 	}
@@ -283,5 +283,37 @@ func TestCheckImage(t *testing.T) {
 	}
 	if err := rt.CheckImage(ctx, "execq-no-such-image:v0"); !errors.Is(err, sandbox.ErrImageNotFound) {
 		t.Errorf("CheckImage(missing) = %v, want ErrImageNotFound", err)
+	}
+}
+
+func TestFilesAreWipedBeforeTheNextCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mustRun(t, "sh", "-c", "echo w > /workspace/w; mkdir -p /workspace/d; chmod 0 /workspace/d; echo t > /tmp/t; echo s > /dev/shm/s; chmod 0 /workspace")
+	// No process is left, so the reset needs no exec; the wipe happens
+	// at the start of the next command.
+	if err := b.sb.Reset(testutil.Context(t, time.Minute)); err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	_, o := b.mustRun(t, "ls", "-A", "/workspace", "/tmp", "/dev/shm")
+	if want := "/dev/shm:\n\n/tmp:\n\n/workspace:\n"; o.stdout.String() != want {
+		t.Errorf("the next command sees:\n%s", o.stdout.String())
+	}
+}
+
+func TestPutFilesWipesTheLastExecutionsFilesButKeepsItsOwn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mustRun(t, "sh", "-c", "echo old > /workspace/old; echo old > /tmp/old")
+	if err := b.sb.Reset(testutil.Context(t, time.Minute)); err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	ctx := testutil.Context(t, time.Minute)
+	if err := b.sb.PutFiles(ctx, []tasks.File{{Path: "new", Content: []byte("new\n")}}); err != nil {
+		t.Fatalf("put files: %v", err)
+	}
+	_, o := b.mustRun(t, "sh", "-c", "ls -A /workspace /tmp; cat /workspace/new")
+	if want := "/tmp:\n\n/workspace:\nnew\nnew\n"; o.stdout.String() != want {
+		t.Errorf("got:\n%s", o.stdout.String())
 	}
 }

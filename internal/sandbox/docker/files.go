@@ -33,15 +33,19 @@ func (c *Container) PutFiles(ctx context.Context, files []tasks.File) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, filesTimeout)
 	defer cancel()
-	// umask 0: the modes in the archive are the modes asked for.
-	code, stderr, err := c.run(ctx, []string{"/bin/sh", "-c", `umask 0 && exec tar -x -f - -C "$1"`, "put", tasks.Workspace},
+	wipeFirst := "0"
+	if c.workspace == workspaceDirty {
+		wipeFirst = "1"
+	}
+	code, stderr, err := c.run(ctx, []string{"/bin/sh", "-c", putFilesScript, "put", tasks.Workspace, wipeFirst},
 		bytes.NewReader(archive), nil)
 	if err != nil {
 		return fmt.Errorf("put files into %s: %w", short(c.id), err)
 	}
 	if code != 0 {
-		return fmt.Errorf("put files into %s: tar exited %d: %s", short(c.id), code, strings.TrimSpace(stderr))
+		return fmt.Errorf("put files into %s: exit %d: %s", short(c.id), code, strings.TrimSpace(stderr))
 	}
+	c.workspace = workspacePrepared
 	return nil
 }
 

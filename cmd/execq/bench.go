@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execq/execq/internal/bench"
+)
+
+func newBenchCommand() *cobra.Command {
+	var (
+		cfg       bench.Config
+		bigOutput string
+		jsonPath  string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure execq against a bare Docker exec, in one run",
+		Long: `Measures, in one run on this machine with one image: a bare Docker exec of
+true through the Go client (the baseline), execq end to end (Submit→Wait,
+Submit→first output byte), throughput at several worker concurrencies, a burst,
+one execution with a big output, and execq's own memory costs. It starts its own
+redis-server and real worker processes, prints a markdown table and writes the
+figures as JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Exe = exe
+			cfg.Progress = os.Stderr
+			if cfg.BigOutputBytes, err = parseSize("--big-output", bigOutput); err != nil {
+				return err
+			}
+			report, err := bench.Run(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			report.Markdown(os.Stdout)
+			if jsonPath == "" {
+				return nil
+			}
+			if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(report, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "bench: figures written to %s\n", jsonPath)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Image, "image", "execq-sandbox:latest", "sandbox image")
+	f.IntVar(&cfg.Samples, "samples", 100, "sample size of each sequential latency")
+	f.IntVar(&cfg.Throughput, "throughput", 500, "executions per throughput run")
+	f.IntSliceVar(&cfg.Concurrency, "concurrency", []int{1, 4, 16}, "worker concurrencies of the throughput runs")
+	f.IntVar(&cfg.Burst, "burst", 100, "executions submitted at once")
+	f.StringVar(&bigOutput, "big-output", "100000000", "bytes the big-output execution writes (sizes like 100m are powers of 1024)")
+	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
+	return cmd
+}
