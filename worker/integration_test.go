@@ -32,13 +32,29 @@ type bundle struct {
 }
 
 type setupOptions struct {
-	poolSize int
-	limits   tasks.Limits
+	poolSize        int
+	limits          tasks.Limits
+	shutdownTimeout time.Duration
 }
 
 func setupIntegration(t *testing.T, opts setupOptions) *bundle {
 	t.Helper()
 	r := testutil.StartRedis(t)
+	w, rt := startWorker(t, r, opts)
+	return &bundle{
+		redis:    r,
+		worker:   w,
+		producer: producer.New(r.Client, producer.Options{}),
+		store:    rdb.New(r.Client, tasks.Keys{}, 0),
+		docker:   rt,
+	}
+}
+
+// startWorker starts a worker on r and the Docker engine, waits until its
+// pool is warm, and shuts it down at the end of the test, checking that it
+// leaves no container behind.
+func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Worker, *docker.Runtime) {
+	t.Helper()
 	cli := testutil.Docker(t)
 	if opts.poolSize == 0 {
 		opts.poolSize = 2
@@ -53,13 +69,14 @@ func setupIntegration(t *testing.T, opts setupOptions) *bundle {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
-		Redis:    r.Client,
-		Runtime:  rt,
-		Name:     name,
-		Image:    testutil.SandboxImage,
-		PoolSize: opts.poolSize,
-		Limits:   opts.limits,
-		Logger:   log,
+		Redis:           r.Client,
+		Runtime:         rt,
+		Name:            name,
+		Image:           testutil.SandboxImage,
+		PoolSize:        opts.poolSize,
+		Limits:          opts.limits,
+		ShutdownTimeout: opts.shutdownTimeout,
+		Logger:          log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,13 +102,7 @@ func setupIntegration(t *testing.T, opts setupOptions) *bundle {
 	if err := w.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{
-		redis:    r,
-		worker:   w,
-		producer: producer.New(r.Client, producer.Options{}),
-		store:    rdb.New(r.Client, tasks.Keys{}, 0),
-		docker:   rt,
-	}
+	return w, rt
 }
 
 type testWriter struct{ t *testing.T }
@@ -585,5 +596,52 @@ func TestOOMKilled(t *testing.T) {
 	}
 	if res := b.run(t, tasks.ExecRequest{Cmd: []string{"true"}}); res.Status != tasks.StatusSucceeded {
 		t.Errorf("next execution: %s %s", res.Status, res.Error)
+	}
+}
+
+func TestShutdownLetsShortExecutionsFinishAndRequeuesLongOnes(t *testing.T) {
+	t.Parallel()
+	b := setupIntegration(t, setupOptions{poolSize: 2, shutdownTimeout: 2 * time.Second})
+	ctx := testutil.Context(t, 2*time.Minute)
+	short, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("sleep 1; echo short")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := b.producer.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo begun; sleep 4; echo long")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, b, short, tasks.EventStarted)
+	waitForEvent(t, b, long, tasks.EventStdout)
+	if err := b.worker.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	// The short one finished within the grace period.
+	res, err := b.producer.Result(ctx, short)
+	if err != nil || res.Status != tasks.StatusSucceeded || res.Stdout != "short\n" || res.Attempt != 1 {
+		t.Fatalf("short execution after shutdown: %+v, %v", res, err)
+	}
+	// The long one was killed and put back in its queue, without a result.
+	if _, err := b.producer.Result(ctx, long); !errors.Is(err, producer.ErrNoResult) {
+		t.Fatalf("long execution after shutdown: %v, want no result yet", err)
+	}
+	// Another worker picks it up; its stream shows the second attempt.
+	startWorker(t, b.redis, setupOptions{poolSize: 1})
+	res, err = b.producer.Wait(ctx, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != tasks.StatusSucceeded || res.Attempt != 2 || res.Stdout != "begun\nlong\n" {
+		t.Errorf("long execution: status %s attempt %d stdout %q", res.Status, res.Attempt, res.Stdout)
+	}
+	var attempts []int
+	for _, e := range b.events(t, long) {
+		if e.Type == tasks.EventStarted {
+			d, _ := e.Started()
+			attempts = append(attempts, d.Attempt)
+		}
+	}
+	if fmt.Sprint(attempts) != "[1 2]" {
+		t.Errorf("started events of attempts %v, want [1 2]", attempts)
 	}
 }

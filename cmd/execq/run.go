@@ -54,6 +54,7 @@ Ctrl-C cancels the execution.`,
 				printJSON:   asJSON,
 				collectTo:   outputDir,
 				collect:     len(r.Collect) > 0,
+				status:      newStatusLine(!asJSON),
 			})
 		},
 	}
@@ -71,6 +72,7 @@ type followOptions struct {
 	collect     bool
 	collectTo   string
 	from        string
+	status      *statusLine
 }
 
 // follow prints an execution's output until it exits and returns the exit
@@ -102,25 +104,36 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 	}()
 
 	var exit tasks.ExitData
+	status := opts.status
+	status.show("queued as %s", id)
+	defer status.clear()
 	for ev, err := range client.Follow(ctx, id, opts.from) {
 		if err != nil {
+			status.clear()
 			if errors.Is(err, context.Canceled) {
 				return exitWith(exitCanceled, "left %s running after a second interrupt", id)
 			}
 			return exitWith(exitExecqFailed, "%v", err)
 		}
 		switch ev.Type {
+		case tasks.EventStarted:
+			if d, err := ev.Started(); err == nil {
+				status.started(d)
+			}
 		case tasks.EventStdout:
+			status.clear()
 			if opts.printOutput {
 				if _, err := os.Stdout.Write(ev.Data); err != nil {
 					return exitWith(exitExecqFailed, "write stdout: %v", err)
 				}
 			}
 		case tasks.EventStderr:
+			status.clear()
 			if opts.printOutput {
 				_, _ = os.Stderr.Write(ev.Data)
 			}
 		case tasks.EventExit:
+			status.clear()
 			if exit, err = ev.Exit(); err != nil {
 				return exitWith(exitExecqFailed, "%v", err)
 			}
@@ -242,7 +255,7 @@ func newTailCommand() *cobra.Command {
 				return exitWith(exitExecqFailed, "%v", err)
 			}
 			defer client.Close()
-			return follow(cmd.Context(), client, args[0], followOptions{printOutput: true, from: from})
+			return follow(cmd.Context(), client, args[0], followOptions{printOutput: true, from: from, status: newStatusLine(true)})
 		},
 	}
 	redisFlag(cmd.Flags(), &redisURL)
