@@ -17,13 +17,23 @@ setup:
 sandbox-image:
 	scripts/sandbox-image.sh $(IMAGE)
 
+# The execq image (deploy/Dockerfile, used by docker-compose.yml): a static
+# binary in an empty image, so it builds without a registry. .dockerignore
+# keeps the build context to that binary.
+.PHONY: image
+image:
+	CGO_ENABLED=0 $(GO) build -o bin/execq-static ./cmd/execq
+	docker build -f deploy/Dockerfile -t execq:latest .
+
 # Worker and dashboard in one process, with an embedded Redis on
 # 127.0.0.1:6379 (the address execq run uses by default).
 run: setup build
 	$(BIN) up
 
-# Every test, integration tests included (real redis-server, real Docker).
-test: setup
+# Every test, integration tests included (real redis-server, real Docker,
+# headless Chromium).
+test:
+	scripts/setup.sh --test
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Unit tests only: no Docker, no redis-server.

@@ -2,9 +2,13 @@
 # Makes a fresh Debian machine ready for execq, idempotently: installs what
 # is missing (redis-server, busybox-static, and docker.io where no Docker
 # engine answers), starts dockerd where it is not running, and builds the
-# sandbox image when it is absent. Installing needs root; everything else
-# is checked and reported.
+# sandbox image when it is absent. With --test it also installs what the
+# tests use: chromium and chromium-driver (the dashboard's browser test) and
+# docker-compose (the compose file's check). Installing needs root;
+# everything else is checked and reported.
 set -eu
+tests=0
+[ "${1:-}" = "--test" ] && tests=1
 cd "$(dirname "$0")/.."
 
 log() { echo "setup: $*" >&2; }
@@ -16,6 +20,11 @@ if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
 fi
 if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
 	missing="$missing docker.io"
+fi
+if [ "$tests" = 1 ]; then
+	command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+	command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
+	command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 fi
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then

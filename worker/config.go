@@ -24,6 +24,8 @@ type Runtime interface {
 	// CheckImage returns an error wrapping sandbox.ErrImageNotFound when
 	// image is not present.
 	CheckImage(ctx context.Context, image string) error
+	// Ping checks that the engine answers.
+	Ping(ctx context.Context) error
 }
 
 // Config configures a Worker. Every field but Redis and Runtime has a

@@ -105,16 +105,6 @@ func (e *execution) process(ctx context.Context) error {
 	if canceled {
 		return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
 	}
-	attempt, err := e.w.store.NextAttempt(ctx, e.id)
-	if err != nil {
-		return e.retry(ctx, err)
-	}
-	e.res.Attempt = attempt
-	e.log = e.log.With("attempt", attempt)
-	if attempt > e.w.cfg.MaxAttempts {
-		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
-			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
-	}
 	if err := req.Validate(e.w.cfg.Limits, len(payload)); err != nil {
 		return e.reject(ctx, err)
 	}
@@ -136,6 +126,10 @@ func (e *execution) process(ctx context.Context) error {
 // context; runCtx is ctx ended early by a cancel.
 func (e *execution) run(ctx, runCtx context.Context) error {
 	req := e.req
+	if err := e.w.engine.state(); err != nil {
+		e.log.Info("the container engine does not answer; the execution goes back to its queue", "err", err)
+		return err
+	}
 	acquireCtx, cancelAcquire := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
 	lease, err := e.w.pool.Acquire(acquireCtx, req.Image)
 	cancelAcquire()
@@ -161,6 +155,19 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 			lease.Replace(replace)
 		}
 	}()
+
+	// Attempts are counted once a container is had: an attempt that ends
+	// before (the engine down, a stop) does not count.
+	attempt, err := e.w.store.NextAttempt(ctx, e.id)
+	if err != nil {
+		return e.retry(ctx, err)
+	}
+	e.res.Attempt = attempt
+	e.log = e.log.With("attempt", attempt)
+	if attempt > e.w.cfg.MaxAttempts {
+		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
+			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
+	}
 
 	startedAt := time.Now()
 	e.res.StartedAt = startedAt.UTC()
@@ -275,6 +282,14 @@ func (e *execution) reject(ctx context.Context, err error) error {
 func (e *execution) retry(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, errEngineDown) {
+		return err
+	}
+	if down := e.w.engine.check(ctx); down != nil {
+		// Not the execution's fault: it waits for the engine.
+		e.log.Warn("execution failed while the container engine is down; it goes back to its queue", "err", err)
+		return fmt.Errorf("%w (%v)", down, err)
 	}
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	if e.retried >= maxRetry {

@@ -13,8 +13,8 @@ import (
 // Heartbeat timing: a worker that misses heartbeatTTL is dead, and other
 // workers remove its containers.
 const (
-	heartbeatEvery = 10 * time.Second
-	heartbeatTTL   = 30 * time.Second
+	heartbeatEvery = 5 * time.Second
+	heartbeatTTL   = 15 * time.Second
 )
 
 // heartbeat keeps the worker's liveness key current.

@@ -19,6 +19,8 @@ type Observer interface {
 	ContainerReplaced(cause string)
 	// ContainerCreated: a container was created (or failed to be).
 	ContainerCreated(d time.Duration, err error)
+	// EngineUp: whether the container engine answered the last check.
+	EngineUp(up bool)
 }
 
 type nopObserver struct{}
@@ -28,3 +30,4 @@ func (nopObserver) OutputWritten(int64, int64, bool)                            
 func (nopObserver) StreamAppended(time.Duration, int, error)                     {}
 func (nopObserver) ContainerReplaced(string)                                     {}
 func (nopObserver) ContainerCreated(time.Duration, error)                        {}
+func (nopObserver) EngineUp(bool)                                                {}

@@ -28,6 +28,8 @@ type Worker struct {
 	server  *asynq.Server
 	cancels *cancelWatcher
 	beat    *heartbeat
+	recover *recoverer
+	engine  *engineHealth
 
 	inflight sync.WaitGroup // handlers running
 
@@ -53,9 +55,10 @@ func New(cfg Config) (*Worker, error) {
 		OwnerAlive: func(ctx context.Context, owner string) (bool, error) {
 			return store.WorkerAlive(ctx, owner)
 		},
-		Logger:    log,
-		OnReplace: cfg.Observer.ContainerReplaced,
-		OnCreate:  cfg.Observer.ContainerCreated,
+		ReconcileInterval: heartbeatTTL,
+		Logger:            log,
+		OnReplace:         cfg.Observer.ContainerReplaced,
+		OnCreate:          cfg.Observer.ContainerCreated,
 	})
 	if err != nil {
 		return nil, err
@@ -63,15 +66,20 @@ func New(cfg Config) (*Worker, error) {
 	w.pool = p
 	w.cancels = newCancelWatcher(store, log)
 	w.beat = newHeartbeat(store, cfg.Name, log)
+	w.recover = newRecoverer(store, cfg.Queues, log)
+	w.engine = newEngineHealth(cfg.Runtime.Ping, log, cfg.Observer)
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            cfg.Queues,
 		TaskCheckInterval: cfg.TaskCheckInterval,
-		RetryDelayFunc:    retryDelay,
-		IsFailure:         isFailure,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		Logger:            asynqLogger{log.With("component", "asynq")},
-		LogLevel:          asynq.WarnLevel,
+		// Retries are due after a second or two; the default 5s would
+		// triple that.
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
 		HealthCheckFunc: func(err error) {
 			if err != nil {
 				log.Error("redis health check failed", "err", err)
@@ -88,16 +96,21 @@ func (w *Worker) Name() string { return w.cfg.Name }
 func (w *Worker) Pool() *pool.Pool { return w.pool }
 
 // retryDelay spaces retries after infrastructure failures: 1s, 2s, 4s, …,
-// at most 30s. An agent is waiting.
+// at most 30s. An agent is waiting. While the engine is down, executions
+// come back every 5s.
 func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if errors.Is(err, errEngineDown) {
+		return engineCheckEvery
+	}
 	return min(time.Second<<min(max(n-1, 0), 5), 30*time.Second)
 }
 
 // isFailure decides what counts against an execution's retries. A worker
-// that crashed (its lease expired) or stopped is not the execution's
-// fault; the attempt counter bounds executions that crash every worker.
+// that crashed (its lease expired) or stopped, or an engine that does not
+// answer, is not the execution's fault; the attempt counter bounds
+// executions that crash every worker.
 func isFailure(err error) bool {
-	return !errors.Is(err, asynq.ErrLeaseExpired) && !errors.Is(err, context.Canceled)
+	return !errors.Is(err, asynq.ErrLeaseExpired) && !errors.Is(err, context.Canceled) && !errors.Is(err, errEngineDown)
 }
 
 // Start removes containers orphaned by dead workers, starts warming the
@@ -113,14 +126,22 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.beat.start(ctx); err != nil {
 		return err
 	}
+	if err := w.engine.check(ctx); err != nil {
+		// The pool keeps trying to warm; executions wait in their queues.
+		w.log.Warn("starting without a container engine", "err", err)
+	}
+	w.engine.start()
 	if err := w.pool.Start(ctx); err != nil {
 		return err
 	}
 	w.cancels.start()
+	w.recover.start()
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeExec, w.processTask)
 	if err := w.server.Start(mux); err != nil {
 		w.cancels.stop()
+		w.recover.stop()
+		w.engine.stop()
 		_ = w.pool.Stop(context.WithoutCancel(ctx))
 		w.beat.stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("start asynq server: %w", err)
@@ -140,7 +161,8 @@ func (w *Worker) WaitWarm(ctx context.Context) error { return w.pool.WaitWarm(ct
 //     and cancels their handlers, which kill their commands and store no
 //     result, so that another attempt runs them.
 //  2. The handlers are waited for, so that no container is in use.
-//  3. Cancel watching and the heartbeat stop, so the worker reads as gone.
+//  3. Cancel watching, recovery, engine checks and the heartbeat stop, so
+//     the worker reads as gone.
 //  4. The pool removes every container.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
@@ -161,10 +183,21 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		w.log.Warn("executions still running at shutdown; removing their containers")
 	}
 	w.cancels.stop()
+	w.recover.stop()
+	w.engine.stop()
 	w.beat.stop(ctx)
 	err := w.pool.Stop(ctx)
 	w.log.Info("worker stopped")
 	return err
+}
+
+// Healthy returns nil when the worker can run executions: Redis and the
+// container engine answer.
+func (w *Worker) Healthy(ctx context.Context) error {
+	if err := w.cfg.Redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return w.engine.state()
 }
 
 // Run starts the worker, serves until ctx ends, then shuts it down.

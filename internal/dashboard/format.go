@@ -72,12 +72,18 @@ func FormatPayload(taskType string, payload []byte) string {
 
 // FormatResult shows an execution's result: status, exit code, duration,
 // resources and the head of its output.
+//
+// asynqmon gives no task type on a task's own page, so a result of another
+// type is told by not decoding as an execution's.
 func FormatResult(taskType string, result []byte) string {
-	if taskType != tasks.TypeExec {
+	if taskType != tasks.TypeExec && taskType != "" {
 		return fallback(result)
 	}
 	var res tasks.Result
-	if err := json.Unmarshal(result, &res); err != nil {
+	if err := json.Unmarshal(result, &res); err != nil || res.ExecutionID == "" || !res.Status.Final() {
+		if taskType == "" {
+			return fallback(result)
+		}
 		return "undecodable result: " + fallback(result)
 	}
 	var b strings.Builder

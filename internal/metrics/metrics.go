@@ -63,6 +63,7 @@ type Worker struct {
 	replacements    *prometheus.CounterVec
 	containerCreate prometheus.Histogram
 	createErrors    prometheus.Counter
+	engineUp        prometheus.Gauge
 }
 
 // NewWorker registers a worker's metrics in r.
@@ -112,9 +113,13 @@ func NewWorker(r *Registry) (*Worker, error) {
 			Namespace: namespace, Name: "container_create_errors_total",
 			Help: "Failed container creations.",
 		}),
+		engineUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "engine_up",
+			Help: "1 when the container engine answered the worker's last check.",
+		}),
 	}
 	err := r.Register(w.executions, w.queueWait, w.runTime, w.outputBytes, w.truncations,
-		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors)
+		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors, w.engineUp)
 	return w, err
 }
 
@@ -157,6 +162,15 @@ func (w *Worker) ContainerCreated(d time.Duration, err error) {
 		return
 	}
 	w.containerCreate.Observe(d.Seconds())
+}
+
+// EngineUp sets the engine gauge.
+func (w *Worker) EngineUp(up bool) {
+	if up {
+		w.engineUp.Set(1)
+	} else {
+		w.engineUp.Set(0)
+	}
 }
 
 // PoolCollector reports a pool's container counts by state.

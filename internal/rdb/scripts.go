@@ -22,3 +22,31 @@ redis.call("XADD", KEYS[2], "*", "type", "exit", "data", ARGV[2])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
 return 1
 `)
+
+// requeueExpiredScript moves the tasks whose lease expired before a cutoff
+// from asynq's active list back to its pending list. It does what asynq's
+// own requeue script (internal/rdb requeueCmd, v0.26) does for each task:
+// remove it from active and lease, push it to pending, mark it pending.
+// A task no longer in active (asynq's recoverer or its worker got to it
+// first) is left alone.
+//
+// KEYS[1] asynq:{queue}:active
+// KEYS[2] asynq:{queue}:lease
+// KEYS[3] asynq:{queue}:pending
+// ARGV[1] cutoff, Unix seconds: leases that expired before it
+// ARGV[2] asynq:{queue}:t: (the prefix of task keys)
+//
+// Returns the IDs of the tasks requeued.
+var requeueExpiredScript = redis.NewScript(`
+local requeued = {}
+local ids = redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", "(" .. ARGV[1])
+for _, id in ipairs(ids) do
+	if redis.call("LREM", KEYS[1], 0, id) > 0 then
+		redis.call("ZREM", KEYS[2], id)
+		redis.call("RPUSH", KEYS[3], id)
+		redis.call("HSET", ARGV[2] .. id, "state", "pending")
+		table.insert(requeued, id)
+	end
+end
+return requeued
+`)

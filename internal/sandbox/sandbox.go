@@ -20,6 +20,9 @@ var (
 	ErrImageNotFound = errors.New("image not found")
 	// ErrDirty: Reset could not restore a clean sandbox; replace it.
 	ErrDirty = errors.New("sandbox could not be cleaned")
+	// ErrStopped: the sandbox stopped while a command ran in it (its
+	// container was killed or removed from outside); replace it.
+	ErrStopped = errors.New("sandbox stopped during the execution")
 )
 
 // Limits are the resource limits of one execution.

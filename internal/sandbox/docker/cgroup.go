@@ -26,6 +26,9 @@ type cgroup struct {
 	// oom is memory.oom_control on v1, memory.events on v2; both count
 	// oom_kill.
 	oom string
+	// hostProc is true when the worker sees the host's /proc: then the PIDs
+	// in cgroup.procs can be looked up there.
+	hostProc bool
 }
 
 // procs is the cgroup.procs file beside the memory files: every process of
@@ -36,6 +39,9 @@ func (cg *cgroup) procs() string { return filepath.Join(filepath.Dir(cg.peak), "
 // reading their status in the host's /proc. It fails when the worker does
 // not share the host's PID namespace, or a process vanishes mid-count.
 func (cg *cgroup) userProcesses() (int, error) {
+	if !cg.hostProc {
+		return 0, errors.New("the host's /proc is not visible")
+	}
 	b, err := os.ReadFile(cg.procs())
 	if err != nil {
 		return 0, err
@@ -58,7 +64,10 @@ func (cg *cgroup) userProcesses() (int, error) {
 // from the usual paths of Docker's cgroupfs and systemd drivers otherwise.
 func findCgroup(root string, pid int, id string) (*cgroup, error) {
 	var candidates []*cgroup
-	if cg, err := cgroupFromProc(root, pid); err == nil {
+	// In a container of its own, the worker's /proc/<pid> is another
+	// process: only a cgroup path naming the container is taken.
+	if cg, err := cgroupFromProc(root, pid); err == nil && strings.Contains(cg.peak, id) {
+		cg.hostProc = true
 		candidates = append(candidates, cg)
 	}
 	for _, rel := range []string{"docker/" + id, "system.slice/docker-" + id + ".scope"} {

@@ -119,6 +119,13 @@ func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outco
 	stdout.flush()
 	var ooms uint64
 	out.Resources, ooms = acct.end()
+	if code == 137 || code < 0 {
+		// Killed: by the memory limit, by itself, or with the whole
+		// container from outside, which is no outcome of the command.
+		if running, err := c.running(ctx); err == nil && !running {
+			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], sandbox.ErrStopped)
+		}
+	}
 	switch {
 	case ooms > 0:
 		out.OOMKilled = true
@@ -146,6 +153,19 @@ func (c *Container) kill(ctx context.Context) error {
 		return fmt.Errorf("kill container %s: %w", short(c.id), err)
 	}
 	return nil
+}
+
+func (c *Container) running(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.rt.cfg.APITimeout)
+	defer cancel()
+	info, err := c.rt.client.ContainerInspect(ctx, c.id)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("inspect container %s: %w", short(c.id), err)
+	}
+	return info.State != nil && info.State.Running, nil
 }
 
 func (c *Container) oomKilled(ctx context.Context) bool {

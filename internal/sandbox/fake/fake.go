@@ -47,6 +47,9 @@ type Runtime struct {
 	CreateErr error
 	// ResetErr, when set, fails the next Reset.
 	ResetErr error
+	// PingErr, while set, fails Ping and Create, as an engine that does not
+	// answer.
+	PingErr error
 	// Owner labels the sandboxes in List.
 	Owner string
 	// Others are containers of other owners that List returns.
@@ -69,6 +72,9 @@ func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, er
 		r.CreateErr = nil
 		return nil, err
 	}
+	if r.PingErr != nil {
+		return nil, r.PingErr
+	}
 	if r.Images != nil && !slices.Contains(r.Images, image) {
 		return nil, fmt.Errorf("fake: %q: %w", image, sandbox.ErrImageNotFound)
 	}
@@ -77,6 +83,20 @@ func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, er
 	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, files: map[string]tasks.File{}, created: time.Now()}
 	r.live[sb.id] = sb
 	return sb, nil
+}
+
+// Ping fails while PingErr is set.
+func (r *Runtime) Ping(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.PingErr
+}
+
+// SetPingErr sets PingErr safely while the runtime is in use.
+func (r *Runtime) SetPingErr(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.PingErr = err
 }
 
 // CheckImage reports whether image exists.
