@@ -38,8 +38,9 @@ func (f *dashboardFlags) register(fs *pflag.FlagSet, addrFlag string) {
 	fs.StringVar(&f.basicAuth, "basic-auth", def, "dashboard: require HTTP basic auth USER:PASSWORD (env EXECQ_DASHBOARD_AUTH)")
 }
 
-// handler builds the dashboard's handler on rdb, serving reg at /metrics.
-func (f *dashboardFlags) handler(client redis.UniversalClient, reg *metrics.Registry, retention time.Duration, log *slog.Logger) (http.Handler, error) {
+// handler builds the dashboard's handler on rdb, serving reg at /metrics
+// and health at /healthz (nil: a Redis ping).
+func (f *dashboardFlags) handler(client redis.UniversalClient, reg *metrics.Registry, retention time.Duration, health func(context.Context) error, log *slog.Logger) (http.Handler, error) {
 	var user, password string
 	if f.basicAuth != "" {
 		var ok bool
@@ -52,6 +53,7 @@ func (f *dashboardFlags) handler(client redis.UniversalClient, reg *metrics.Regi
 		Redis:    client,
 		Store:    rdb.New(client, tasks.Keys{}, retention),
 		Metrics:  reg,
+		Health:   health,
 		ReadOnly: f.readOnly,
 		User:     user,
 		Password: password,
@@ -106,7 +108,7 @@ the queues under /metrics.`,
 			if err := reg.Register(metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(client))); err != nil {
 				return err
 			}
-			h, err := f.handler(client, reg, 0, log)
+			h, err := f.handler(client, reg, 0, nil, log)
 			if err != nil {
 				return err
 			}

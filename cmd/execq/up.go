@@ -62,7 +62,7 @@ default address is the one execq run looks at by default.`,
 			if err != nil {
 				return err
 			}
-			h, err := df.handler(client, reg, wf.retention, log)
+			h, err := df.handler(client, reg, wf.retention, w.Healthy, log)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/docker"
@@ -78,7 +80,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.maxPids, "max-pids", 4096, "largest process limit a request may ask for")
 	fs.StringVar(&f.defaultOutput, "default-max-output", "1m", "output kept per stream for requests that give no cap")
 	fs.StringVar(&f.maxOutput, "max-output", "16m", "largest output cap a request may ask for")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9090 (default off; execq up serves them with the dashboard)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and health (/healthz) on this address, e.g. 127.0.0.1:9090 (default off; execq up serves them with the dashboard)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -228,7 +230,10 @@ worker's containers are removed.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if f.metricsAddr != "" {
-				stopHTTP, err := serveHTTP(ctx, f.metricsAddr, reg, log)
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", reg)
+				mux.Handle("/healthz", dashboard.HealthHandler(w.Healthy))
+				stopHTTP, err := serveHTTP(ctx, f.metricsAddr, mux, log)
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
@@ -31,6 +33,8 @@ type Config struct {
 	Store *rdb.Store
 	// Metrics serves /metrics; nil serves none.
 	Metrics http.Handler
+	// Health answers /healthz: nil is healthy. Defaults to a Redis ping.
+	Health func(context.Context) error
 	// ReadOnly turns off every action that changes a queue or a task.
 	ReadOnly bool
 	// User and Password, when User is set, protect every page with HTTP
@@ -65,13 +69,11 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Metrics != nil {
 		mux.Handle("/metrics", cfg.Metrics)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := cfg.Redis.Ping(r.Context()).Err(); err != nil {
-			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
+	health := cfg.Health
+	if health == nil {
+		health = func(ctx context.Context) error { return cfg.Redis.Ping(ctx).Err() }
+	}
+	mux.Handle("/healthz", HealthHandler(health))
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, RootPath+"/", http.StatusFound)
 	})
@@ -80,6 +82,20 @@ func New(cfg Config) (http.Handler, error) {
 		h = basicAuth(h, cfg.User, cfg.Password)
 	}
 	return h, nil
+}
+
+// HealthHandler answers 200 "ok" when health returns nil and 503 with the
+// error otherwise.
+func HealthHandler(health func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := health(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
 }
 
 // sharedRedis hands asynqmon the client execq already has.
