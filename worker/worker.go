@@ -102,7 +102,8 @@ func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, errEngineDown) {
 		return engineCheckEvery
 	}
-	return min(time.Second<<min(max(n-1, 0), 5), 30*time.Second)
+	// n is the number of retries so far: 0 at the first failure.
+	return min(time.Second<<min(max(n, 0), 5), 30*time.Second)
 }
 
 // isFailure decides what counts against an execution's retries. A worker
