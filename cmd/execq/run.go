@@ -35,21 +35,12 @@ when the memory limit killed it, and 125 when execq could not run it.
 Ctrl-C cancels the execution.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := req.request(argsAfterDash(cmd, args), os.Stdin)
+			client, r, id, err := submit(cmd, redisURL, &req, args)
 			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			client, err := producer.Dial(redisURL, producer.Options{})
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
+				return err
 			}
 			defer client.Close()
-			ctx := cmd.Context()
-			id, err := client.Submit(ctx, r)
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			return follow(ctx, client, id, followOptions{
+			return follow(cmd.Context(), client, id, followOptions{
 				printOutput: !asJSON,
 				printJSON:   asJSON,
 				collectTo:   outputDir,
@@ -64,6 +55,34 @@ Ctrl-C cancels the execution.`,
 	cmd.Flags().StringVar(&outputDir, "output-dir", ".", "where collected files are written")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+// dial connects to Redis; a failure ends execq with 125.
+func dial(url string) (*producer.Client, error) {
+	client, err := producer.Dial(url, producer.Options{})
+	if err != nil {
+		return nil, exitWith(exitExecqFailed, "%v", err)
+	}
+	return client, nil
+}
+
+// submit builds the request the flags and args describe and submits it;
+// a failure ends execq with 125. The caller closes the client.
+func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) (*producer.Client, tasks.ExecRequest, string, error) {
+	req, err := flags.request(argsAfterDash(cmd, args), os.Stdin)
+	if err != nil {
+		return nil, req, "", exitWith(exitExecqFailed, "%v", err)
+	}
+	client, err := dial(url)
+	if err != nil {
+		return nil, req, "", err
+	}
+	id, err := client.Submit(cmd.Context(), req)
+	if err != nil {
+		client.Close()
+		return nil, req, "", exitWith(exitExecqFailed, "%v", err)
+	}
+	return client, req, id, nil
 }
 
 type followOptions struct {
@@ -205,130 +224,4 @@ func writeCollected(dir string, files []tasks.CollectedFile) error {
 		}
 	}
 	return nil
-}
-
-func newSubmitCommand() *cobra.Command {
-	var (
-		redisURL string
-		req      requestFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "submit [flags] -- CMD [ARG...]",
-		Short: "Submit a command and print its execution ID",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := req.request(argsAfterDash(cmd, args), os.Stdin)
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			client, err := producer.Dial(redisURL, producer.Options{})
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			defer client.Close()
-			id, err := client.Submit(cmd.Context(), r)
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			fmt.Println(id)
-			return nil
-		},
-	}
-	redisFlag(cmd.Flags(), &redisURL)
-	req.register(cmd.Flags())
-	cmd.Flags().SetInterspersed(false)
-	return cmd
-}
-
-func newTailCommand() *cobra.Command {
-	var (
-		redisURL string
-		from     string
-	)
-	cmd := &cobra.Command{
-		Use:   "tail ID",
-		Short: "Print an execution's output as it happens and exit like run",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := producer.Dial(redisURL, producer.Options{})
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			defer client.Close()
-			return follow(cmd.Context(), client, args[0], followOptions{printOutput: true, from: from, status: newStatusLine(true)})
-		},
-	}
-	redisFlag(cmd.Flags(), &redisURL)
-	cmd.Flags().StringVar(&from, "from", "", "resume after this stream entry ID")
-	return cmd
-}
-
-func newResultCommand() *cobra.Command {
-	var (
-		redisURL string
-		wait     time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "result ID",
-		Short: "Print an execution's result as JSON",
-		Long: `Prints the result JSON. Without --wait it exits 1 when the execution has no
-result yet; with --wait it waits up to that long for one.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := producer.Dial(redisURL, producer.Options{})
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			defer client.Close()
-			ctx := cmd.Context()
-			var res *tasks.Result
-			if wait > 0 {
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				defer cancel()
-				res, err = client.Wait(wctx, args[0])
-				if errors.Is(err, context.DeadlineExceeded) {
-					return exitWith(1, "%s has no result after %s", args[0], wait)
-				}
-			} else {
-				res, err = client.Result(ctx, args[0])
-			}
-			switch {
-			case errors.Is(err, producer.ErrNoResult):
-				return exitWith(1, "%v", err)
-			case err != nil:
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			return printJSON(os.Stdout, res)
-		},
-	}
-	redisFlag(cmd.Flags(), &redisURL)
-	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the result")
-	return cmd
-}
-
-func newCancelCommand() *cobra.Command {
-	var redisURL string
-	cmd := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel an execution, queued or running",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := producer.Dial(redisURL, producer.Options{})
-			if err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			defer client.Close()
-			err = client.Cancel(cmd.Context(), args[0])
-			switch {
-			case errors.Is(err, producer.ErrFinished):
-				return exitWith(1, "%v", err)
-			case err != nil:
-				return exitWith(exitExecqFailed, "%v", err)
-			}
-			fmt.Fprintf(os.Stderr, "execq: %s canceled\n", args[0])
-			return nil
-		},
-	}
-	redisFlag(cmd.Flags(), &redisURL)
-	return cmd
 }
