@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -40,8 +41,10 @@ type Result struct {
 	// itself (timed out, canceled) or never ran.
 	ExitCode int `json:"exitCode"`
 	// Stdout and Stderr hold the first MaxOutputBytes of each stream, byte
-	// for byte. In JSON, output that is not valid UTF-8 is base64 with
-	// stdoutEncoding/stderrEncoding set to "base64".
+	// for byte. In JSON they are text, unless the output is not valid UTF-8
+	// or its escaped text would be longer than its base64 (mostly control
+	// bytes): then they are base64, with stdoutEncoding/stderrEncoding set
+	// to "base64".
 	Stdout          string `json:"-"`
 	Stderr          string `json:"-"`
 	StdoutTruncated bool   `json:"stdoutTruncated"`
@@ -104,13 +107,20 @@ type resultJSON struct {
 	StderrEncoding string `json:"stderrEncoding,omitempty"`
 }
 
-// MarshalJSON writes Stdout and Stderr as text when they are valid UTF-8 and
-// as base64 otherwise, so that the stored result is byte-exact.
+// MarshalJSON writes Stdout and Stderr as text or base64 (see Stdout), so
+// that the stored result is byte-exact and at most a third larger than the
+// output.
 func (r Result) MarshalJSON() ([]byte, error) {
 	v := resultJSON{resultAlias: resultAlias(r)}
 	v.Stdout, v.StdoutEncoding = encodeOutput(r.Stdout)
 	v.Stderr, v.StderrEncoding = encodeOutput(r.Stderr)
-	return json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reverses MarshalJSON.
@@ -131,10 +141,28 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 }
 
 func encodeOutput(s string) (string, string) {
-	if utf8.ValidString(s) {
+	if utf8.ValidString(s) && escapedLen(s) <= base64.StdEncoding.EncodedLen(len(s)) {
 		return s, EncodingUTF8
 	}
 	return base64.StdEncoding.EncodeToString([]byte(s)), EncodingBase64
+}
+
+// escapedLen is the length of s as JSON string contents (HTML characters
+// not escaped).
+func escapedLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
+		}
+	}
+	// U+2028 and U+2029 are escaped too; they are rare enough to ignore.
+	return n
 }
 
 func decodeOutput(s, encoding string) (string, error) {

@@ -329,11 +329,33 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	}
 	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
 	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
-	if body, err := json.Marshal(res); err == nil {
+	if body, err := json.Marshal(summary(res)); err == nil {
 		// Shown by the dashboard; the result key is what clients read.
 		_, _ = e.task.ResultWriter().Write(body)
 	}
 	return nil
+}
+
+// summaryOutputBytes is how much output the dashboard's copy of a result
+// keeps.
+const summaryOutputBytes = 4 << 10
+
+// summary is the copy of a result kept with the asynq task for the
+// dashboard: the head of the output, the collected files without content.
+func summary(res *tasks.Result) *tasks.Result {
+	s := *res
+	if len(s.Stdout) > summaryOutputBytes {
+		s.Stdout = s.Stdout[:summaryOutputBytes]
+	}
+	if len(s.Stderr) > summaryOutputBytes {
+		s.Stderr = s.Stderr[:summaryOutputBytes]
+	}
+	s.Files = make([]tasks.CollectedFile, len(res.Files))
+	for i, f := range res.Files {
+		f.Content = nil
+		s.Files[i] = f
+	}
+	return &s
 }
 
 // retryRedis calls fn until it succeeds or ctx ends, backing off.
