@@ -39,6 +39,7 @@ test:
 # Unit tests only: no Docker, no redis-server.
 test-unit:
 	$(GO) test -race -count=1 -short ./tasks/ ./producer/ ./internal/rdb/ ./internal/stream/ ./internal/pool/ ./internal/dashboard/ ./internal/metrics/
+	$(GO) test -race -count=1 -run 'TestUnit' ./worker/
 
 # The README's set-up, end to end: a worker, then execq run.
 smoke: setup build

@@ -42,9 +42,6 @@ type Options struct {
 	// which a Submit with the same ID does nothing; it should match the
 	// workers'. Defaults to 24h.
 	Retention time.Duration
-	// MaxRetry is how many times an execution is retried after
-	// infrastructure failures. Defaults to 3.
-	MaxRetry int
 }
 
 func (o Options) withDefaults() Options {
@@ -53,9 +50,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Retention <= 0 {
 		o.Retention = rdb.DefaultRetention
-	}
-	if o.MaxRetry <= 0 {
-		o.MaxRetry = 3
 	}
 	return o
 }

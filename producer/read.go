@@ -125,9 +125,10 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 
 // endIfRemoved stores a "canceled" result for an execution whose task is
 // gone from its queue without a result, as when it is deleted from the
-// dashboard or by another asynq client, so that nobody waits for it
-// forever. The task must be missing at two checks a read block apart: a
-// Submit binds the queue a moment before it enqueues.
+// dashboard or by another asynq client, and an "error" result for one asynq
+// archived without a result, so that nobody waits for it forever. The task
+// must be missing at two checks a read block apart: a Submit binds the
+// queue a moment before it enqueues.
 func (c *Client) endIfRemoved(ctx context.Context, id string, missing *int) error {
 	if done, err := c.store.HasResult(ctx, id); err != nil || done {
 		return err
@@ -137,8 +138,18 @@ func (c *Client) endIfRemoved(ctx context.Context, id string, missing *int) erro
 		// Without the queue there is nothing to check.
 		return nil
 	}
-	_, err = c.inspector.GetTaskInfo(queue, id)
+	info, err := c.inspector.GetTaskInfo(queue, id)
 	switch {
+	case err == nil && info.State == asynq.TaskStateArchived:
+		// asynq gave up on it (a crash loop past its retry limit).
+		_, err = c.store.Finalize(ctx, &tasks.Result{
+			ExecutionID: id,
+			Status:      tasks.StatusError,
+			ExitCode:    -1,
+			Error:       "asynq archived it without a result: " + info.LastErr,
+			FinishedAt:  time.Now().UTC(),
+		})
+		return err
 	case err == nil:
 		*missing = 0
 		return nil

@@ -47,7 +47,7 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 	task := asynq.NewTask(tasks.TypeExec, payload,
 		asynq.TaskID(req.ID),
 		asynq.Queue(req.Queue),
-		asynq.MaxRetry(c.opts.MaxRetry),
+		asynq.MaxRetry(taskMaxRetry),
 		asynq.Timeout(taskTimeout(req.Timeout)),
 		asynq.Retention(c.opts.Retention),
 	)
@@ -59,6 +59,12 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 	}
 	return req.ID, nil
 }
+
+// taskMaxRetry is asynq's retry limit of an execution's task. The worker
+// keeps its own, smaller budget of retries after infrastructure failures
+// and stores an "error" result when it is used up; asynq's limit only backs
+// it up, since asynq archives a task past its limit without a result.
+const taskMaxRetry = 100
 
 // taskTimeout is asynq's deadline for a task: a backstop well past the
 // command's own timeout, which the worker enforces, leaving room for the

@@ -36,6 +36,10 @@ func (k Keys) Cancel(id string) string { return k.execution(id, "cancel") }
 // Attempts counts the attempts that started the execution.
 func (k Keys) Attempts(id string) string { return k.execution(id, "attempts") }
 
+// Failures counts the infrastructure failures of an execution, against
+// the worker's retry budget.
+func (k Keys) Failures(id string) string { return k.execution(id, "failures") }
+
 // Queue records the queue the execution was submitted to; it makes the ID
 // unique across queues and tells Cancel where to look.
 func (k Keys) Queue(id string) string { return k.execution(id, "queue") }

@@ -9,6 +9,7 @@ package tasks
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -82,8 +83,11 @@ func (m FileMode) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fmt.Sprintf("%04o", uint32(m)))
 }
 
-// UnmarshalJSON reads an octal string or a number.
+// UnmarshalJSON reads an octal string or a number; null leaves the default.
 func (m *FileMode) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := strconv.ParseUint(s, 8, 32)
@@ -123,10 +127,16 @@ func (r *ExecRequest) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
+	if v.TimeoutMs > maxTimeoutMs || v.TimeoutMs < -maxTimeoutMs {
+		return fmt.Errorf("timeoutMs %d is out of range", v.TimeoutMs)
+	}
 	*r = ExecRequest(v.execRequestAlias)
 	r.Timeout = time.Duration(v.TimeoutMs) * time.Millisecond
 	return nil
 }
+
+// maxTimeoutMs is the largest timeout a time.Duration holds, in ms.
+const maxTimeoutMs = math.MaxInt64 / int64(time.Millisecond)
 
 // durationMillisCeil rounds d up to whole milliseconds, so that a positive
 // timeout never becomes zero ("use the default") on the wire.

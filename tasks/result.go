@@ -107,9 +107,21 @@ type resultJSON struct {
 	StderrEncoding string `json:"stderrEncoding,omitempty"`
 }
 
+// EncodeResult encodes r as execq stores and prints it: Stdout and Stderr
+// at most a third larger than the output, and <, > and & left as they are
+// (json.Marshal would make each six bytes).
+func EncodeResult(r *Result) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode result of %s: %w", r.ExecutionID, err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // MarshalJSON writes Stdout and Stderr as text or base64 (see Stdout), so
-// that the stored result is byte-exact and at most a third larger than the
-// output.
+// that the stored result is byte-exact.
 func (r Result) MarshalJSON() ([]byte, error) {
 	v := resultJSON{resultAlias: resultAlias(r)}
 	v.Stdout, v.StdoutEncoding = encodeOutput(r.Stdout)
@@ -147,8 +159,8 @@ func encodeOutput(s string) (string, string) {
 	return base64.StdEncoding.EncodeToString([]byte(s)), EncodingBase64
 }
 
-// escapedLen is the length of s as JSON string contents (HTML characters
-// not escaped).
+// escapedLen is the length of s as JSON string contents, as EncodeResult
+// writes them (<, > and & not escaped).
 func escapedLen(s string) int {
 	n := 0
 	for i := 0; i < len(s); i++ {
@@ -157,11 +169,14 @@ func escapedLen(s string) int {
 			n += 2
 		case c < 0x20:
 			n += 6
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
+			// U+2028 and U+2029 are always escaped.
+			n += 6
+			i += 2
 		default:
 			n++
 		}
 	}
-	// U+2028 and U+2029 are escaped too; they are rare enough to ignore.
 	return n
 }
 

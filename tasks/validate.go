@@ -36,23 +36,24 @@ type Limits struct {
 	MaxCollectBytes int64
 }
 
-// WithDefaults returns l with every zero field set to its default.
+// WithDefaults returns l with every zero field set to its default; an unset
+// default is never above its maximum.
 func (l Limits) WithDefaults() Limits {
 	setInt64(&l.MaxPayloadBytes, 16<<20)
-	setDuration(&l.DefaultTimeout, 30*time.Second)
 	setDuration(&l.MaxTimeout, time.Hour)
-	setInt64(&l.DefaultMemoryBytes, 256<<20)
+	setDuration(&l.DefaultTimeout, min(30*time.Second, l.MaxTimeout))
 	setInt64(&l.MaxMemoryBytes, 4<<30)
-	if l.DefaultCPUs == 0 {
-		l.DefaultCPUs = 1
-	}
+	setInt64(&l.DefaultMemoryBytes, min(256<<20, l.MaxMemoryBytes))
 	if l.MaxCPUs == 0 {
 		l.MaxCPUs = 2
 	}
-	setInt64(&l.DefaultPids, 256)
+	if l.DefaultCPUs == 0 {
+		l.DefaultCPUs = min(1, l.MaxCPUs)
+	}
 	setInt64(&l.MaxPids, 4096)
-	setInt64(&l.DefaultOutputBytes, 1<<20)
+	setInt64(&l.DefaultPids, min(256, l.MaxPids))
 	setInt64(&l.MaxOutputBytes, 16<<20)
+	setInt64(&l.DefaultOutputBytes, min(1<<20, l.MaxOutputBytes))
 	if l.MaxFiles == 0 {
 		l.MaxFiles = 1000
 	}
@@ -191,7 +192,7 @@ func (r *ExecRequest) check(p *problems) {
 			p.addf("files[%d].mode %04o has bits beyond 0777", i, uint32(f.Mode))
 		}
 	}
-	if r.WorkDir != "" && r.WorkDir != "." {
+	if r.WorkDir != "" && path.Clean(r.WorkDir) != "." {
 		if _, err := WorkspacePath(r.WorkDir); err != nil {
 			p.addf("workdir: %v", err)
 		}

@@ -61,6 +61,8 @@ type Config struct {
 	KeyPrefix string
 	// MaxRetry is how many times an execution is retried after
 	// infrastructure failures before its result is "error". Defaults to 3.
+	// Executions submitted by other asynq clients are also bound by their
+	// task's own retry limit.
 	MaxRetry int
 	// MaxAttempts bounds the attempts at one execution, worker crashes
 	// included, so that an execution that kills its workers cannot loop.

@@ -278,7 +278,8 @@ func (e *execution) reject(ctx context.Context, err error) error {
 }
 
 // retry has asynq run the execution again after an infrastructure failure,
-// unless its retries are used up: then its result is "error".
+// unless the worker's retry budget (MaxRetry) or asynq's is used up: then
+// its result is "error".
 func (e *execution) retry(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -291,16 +292,49 @@ func (e *execution) retry(ctx context.Context, err error) error {
 		e.log.Warn("execution failed while the container engine is down; it goes back to its queue", "err", err)
 		return fmt.Errorf("%w (%v)", down, err)
 	}
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if e.retried >= maxRetry {
-		e.log.Error("execution failed; no retries left", "err", err)
+	failures, ferr := e.w.store.NextFailure(ctx, e.id)
+	if ferr != nil {
+		e.log.Warn("execution failed, and counting the failure too; it will be retried", "err", err, "count_err", ferr)
+		return err
+	}
+	asynqMax, _ := asynq.GetMaxRetry(ctx)
+	if failures > e.w.cfg.MaxRetry || e.retried >= asynqMax {
+		e.log.Error("execution failed; no retries left", "err", err, "failures", failures)
 		if ferr := e.finish(ctx, tasks.StatusError, err.Error()); ferr != nil {
 			return ferr
 		}
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
-	e.log.Warn("execution failed; it will be retried", "err", err, "retried", e.retried, "max_retry", maxRetry)
+	e.log.Warn("execution failed; it will be retried", "err", err, "failures", failures, "max_retry", e.w.cfg.MaxRetry)
 	return err
+}
+
+// handleError is asynq's error handler. asynq archives a task whose
+// retries are used up, whatever the error, and gives the handler no say:
+// when that is about to happen to an execution without a result (its last
+// retry met a stopping worker or an engine down), it stores an "error"
+// result, so that nobody waits for it forever.
+func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	id, _ := asynq.GetTaskID(ctx)
+	if retried < maxRetry || errors.Is(err, asynq.SkipRetry) || id == "" {
+		return
+	}
+	// The task context is already canceled here.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	res := &tasks.Result{
+		ExecutionID: id,
+		Status:      tasks.StatusError,
+		ExitCode:    -1,
+		Worker:      w.cfg.Name,
+		Error:       fmt.Sprintf("its %d retries are used up; the last attempt ended with: %v", maxRetry, err),
+		FinishedAt:  time.Now().UTC(),
+	}
+	if _, ferr := w.store.Finalize(wctx, res); ferr != nil {
+		w.log.Error("storing the result of an execution asynq archives failed", "execution", id, "err", ferr)
+	}
 }
 
 // finish stores the result. Its writes outlive a canceled task context and
@@ -329,7 +363,7 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	}
 	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
 	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
-	if body, err := json.Marshal(summary(res)); err == nil {
+	if body, err := tasks.EncodeResult(summary(res)); err == nil {
 		// Shown by the dashboard; the result key is what clients read.
 		_, _ = e.task.ResultWriter().Write(body)
 	}

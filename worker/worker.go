@@ -76,6 +76,7 @@ func New(cfg Config) (*Worker, error) {
 		// triple that.
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc:           retryDelay,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
 		IsFailure:                isFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		Logger:                   asynqLogger{log.With("component", "asynq")},

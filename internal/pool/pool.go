@@ -249,6 +249,8 @@ func (p *Pool) createForLease(ctx context.Context, image string) (*Lease, error)
 	p.creating--
 	defer p.notifyLocked()
 	if err != nil {
+		// The slot may have been made by evicting a warm container.
+		p.fillLocked()
 		return nil, err
 	}
 	if p.closed {
@@ -335,10 +337,13 @@ func (p *Pool) release(e *entry, cause string) {
 		cancel()
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if err != nil || p.closed {
-			if err != nil && !p.closed {
-				p.cfg.Logger.Warn("container reset failed; replacing it", "container", e.sb.ID()[:min(12, len(e.sb.ID()))], "err", err)
-			}
+		if p.closed {
+			delete(p.all, e.sb.ID())
+			p.removeLocked(e, "")
+			return
+		}
+		if err != nil {
+			p.cfg.Logger.Warn("container reset failed; replacing it", "container", e.sb.ID()[:min(12, len(e.sb.ID()))], "err", err)
 			delete(p.all, e.sb.ID())
 			p.removeLocked(e, CauseResetFailed)
 			p.fillLocked()

@@ -29,10 +29,14 @@ type Store struct {
 	retention time.Duration
 }
 
-// New returns a Store on client. A zero retention means DefaultRetention.
+// New returns a Store on client. A zero retention means DefaultRetention;
+// the shortest is a second.
 func New(client redis.UniversalClient, keys tasks.Keys, retention time.Duration) *Store {
-	if retention <= 0 {
+	switch {
+	case retention <= 0:
 		retention = DefaultRetention
+	case retention < time.Second:
+		retention = time.Second
 	}
 	return &Store{client: client, keys: keys, retention: retention}
 }
@@ -79,9 +83,9 @@ func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) e
 // execution already has a result. It reports whether res was written: a
 // result, once written, is never replaced.
 func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
-	body, err := json.Marshal(res)
+	body, err := tasks.EncodeResult(res)
 	if err != nil {
-		return false, fmt.Errorf("encode result of %s: %w", res.ExecutionID, err)
+		return false, err
 	}
 	exit, err := json.Marshal(tasks.ExitDataOf(res))
 	if err != nil {
@@ -127,6 +131,10 @@ func (s *Store) HasResult(ctx context.Context, id string) (bool, error) {
 func (s *Store) ReadEvents(ctx context.Context, id, after string, count int64, block time.Duration) ([]tasks.Event, error) {
 	if after == "" {
 		after = "0"
+	}
+	if block < time.Millisecond {
+		// go-redis sends BLOCK 0, which waits forever, for 0; -1 sends none.
+		block = -1
 	}
 	streams, err := s.client.XRead(ctx, &redis.XReadArgs{
 		Streams: []string{s.keys.Stream(id), after},
@@ -212,16 +220,27 @@ func (s *Store) SubscribeCancels(ctx context.Context) *redis.PubSub {
 
 // NextAttempt counts one more attempt at id and returns its number.
 func (s *Store) NextAttempt(ctx context.Context, id string) (int, error) {
+	return s.incr(ctx, s.keys.Attempts(id))
+}
+
+// incr increments a counter kept for the retention period.
+func (s *Store) incr(ctx context.Context, key string) (int, error) {
 	var incr *redis.IntCmd
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.Incr(ctx, s.keys.Attempts(id))
-		p.PExpire(ctx, s.keys.Attempts(id), s.retention)
+		incr = p.Incr(ctx, key)
+		p.PExpire(ctx, key, s.retention)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count attempt of %s: %w", id, err)
+		return 0, fmt.Errorf("count %s: %w", key, err)
 	}
 	return int(incr.Val()), nil
+}
+
+// NextFailure counts one more infrastructure failure of id and returns the
+// count.
+func (s *Store) NextFailure(ctx context.Context, id string) (int, error) {
+	return s.incr(ctx, s.keys.Failures(id))
 }
 
 // BindQueue records that id is submitted to queue, unless it already is

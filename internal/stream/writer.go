@@ -135,11 +135,14 @@ func (w *Writer) write(kind tasks.EventType, p []byte) {
 	o := &w.out[index(kind)]
 	o.Total += int64(len(p))
 	room := w.cfg.MaxOutputBytes - int64(len(o.Data))
+	if w.closed {
+		room = 0
+	}
 	if int64(len(p)) > room {
 		o.Truncated = true
 		p = p[:max(room, 0)]
 	}
-	if len(p) == 0 || w.closed {
+	if len(p) == 0 {
 		return
 	}
 	o.Data = append(o.Data, p...)

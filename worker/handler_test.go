@@ -1,0 +1,902 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/fake"
+	"github.com/execq/execq/producer"
+	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
+)
+
+// Unit tests of the worker: a real worker.Worker and asynq server on
+// miniredis, running commands in the fake runtime (see its package comment
+// for the commands it knows).
+
+const unitImage = "img:1"
+
+type unitOptions struct {
+	poolSize        int
+	limits          tasks.Limits
+	maxAttempts     int
+	workerMaxRetry  int
+	images          []string            // images the runtime has; nil for any
+	others          []sandbox.Info      // containers of other workers
+	alive           []string            // workers with a heartbeat before the start
+	before          func(b *unitBundle) // runs before the worker starts
+	shutdownTimeout time.Duration
+}
+
+type unitBundle struct {
+	mr       *miniredis.Miniredis
+	redis    *redis.Client
+	rt       *fake.Runtime
+	name     string
+	worker   *worker.Worker
+	producer *producer.Client
+	store    *rdb.Store
+	ctx      context.Context
+}
+
+var unitWorkers atomic.Int64
+
+func setupUnit(t *testing.T, opts unitOptions) *unitBundle {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	b := &unitBundle{
+		mr:       mr,
+		redis:    client,
+		producer: producer.New(client, producer.Options{}),
+		store:    rdb.New(client, tasks.Keys{}, 0),
+		ctx:      ctx,
+	}
+	for _, name := range opts.alive {
+		if err := b.store.Heartbeat(ctx, name, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opts.before != nil {
+		opts.before(b)
+	}
+	b.worker, b.rt, b.name = startUnitWorker(t, client, opts)
+	return b
+}
+
+// startUnitWorker starts a worker on client with a fake runtime of its own
+// and shuts it down at the end of the test, checking it left nothing.
+func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*worker.Worker, *fake.Runtime, string) {
+	t.Helper()
+	if opts.poolSize == 0 {
+		opts.poolSize = 2
+	}
+	name := fmt.Sprintf("unit-%d", unitWorkers.Add(1))
+	rt := fake.NewRuntime(name)
+	rt.Images = opts.images
+	rt.Others = opts.others
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(unitLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	w, err := worker.New(worker.Config{
+		Redis:           client,
+		Runtime:         rt,
+		Name:            name,
+		Image:           unitImage,
+		PoolSize:        opts.poolSize,
+		Limits:          opts.limits,
+		MaxRetry:        opts.workerMaxRetry,
+		MaxAttempts:     opts.maxAttempts,
+		ShutdownTimeout: opts.shutdownTimeout,
+		Logger:          log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Start(ctx); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(func() { shutdownUnitWorker(t, w, rt) })
+	if err := w.WaitWarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return w, rt, name
+}
+
+func shutdownUnitWorker(t *testing.T, w *worker.Worker, rt *fake.Runtime) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if live := rt.Live(); len(live) != 0 {
+		t.Errorf("containers left after shutdown: %v", live)
+	}
+}
+
+type unitLogWriter struct{ t *testing.T }
+
+func (w unitLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (b *unitBundle) submit(t *testing.T, req tasks.ExecRequest) string {
+	t.Helper()
+	id, err := b.producer.Submit(b.ctx, req)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return id
+}
+
+func (b *unitBundle) wait(t *testing.T, id string) *tasks.Result {
+	t.Helper()
+	res, err := b.producer.Wait(b.ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	return res
+}
+
+func (b *unitBundle) exec(t *testing.T, req tasks.ExecRequest) *tasks.Result {
+	t.Helper()
+	return b.wait(t, b.submit(t, req))
+}
+
+func (b *unitBundle) streamOf(t *testing.T, id string) []tasks.Event {
+	t.Helper()
+	events, err := b.store.Events(b.ctx, id, "-", "+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// awaitEvent follows id until an event of typ and returns it.
+func (b *unitBundle) awaitEvent(t *testing.T, id string, typ tasks.EventType) tasks.Event {
+	t.Helper()
+	for ev, err := range b.producer.Follow(b.ctx, id, "") {
+		if err != nil {
+			t.Fatalf("follow %s: %v", id, err)
+		}
+		if ev.Type == typ {
+			return ev
+		}
+	}
+	t.Fatalf("%s ended without a %s event", id, typ)
+	return tasks.Event{}
+}
+
+func numEvents(events []tasks.Event, typ tasks.EventType) int {
+	n := 0
+	for _, e := range events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func joinedData(events []tasks.Event, typ tasks.EventType) []byte {
+	var b []byte
+	for _, e := range events {
+		if e.Type == typ {
+			b = append(b, e.Data...)
+		}
+	}
+	return b
+}
+
+// checkStream checks the shape every finished execution's stream has:
+// events of the last attempt between a started event and one exit event
+// that matches the result.
+func checkStream(t *testing.T, events []tasks.Event, res *tasks.Result) {
+	t.Helper()
+	if len(events) == 0 {
+		t.Fatalf("%s has no stream", res.ExecutionID)
+	}
+	if n := numEvents(events, tasks.EventExit); n != 1 {
+		t.Errorf("%s: %d exit events, want 1", res.ExecutionID, n)
+	}
+	exit, err := events[len(events)-1].Exit()
+	if err != nil {
+		t.Fatalf("%s: the last event: %v", res.ExecutionID, err)
+	}
+	if want := tasks.ExitDataOf(res); exit != want {
+		t.Errorf("%s: exit event %+v, want %+v", res.ExecutionID, exit, want)
+	}
+}
+
+func TestUnitEchoSucceeds(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"echo", "hello", "world"}})
+	if res.Status != tasks.StatusSucceeded || !res.Success || res.ExitCode != 0 || res.Stdout != "hello world\n" || res.Stderr != "" {
+		t.Errorf("result %+v", res)
+	}
+	if res.Attempt != 1 || res.Worker != b.name || res.Image != unitImage || res.Resources == nil || res.StdoutBytes != 12 {
+		t.Errorf("attempt %d worker %q image %q resources %v stdout bytes %d", res.Attempt, res.Worker, res.Image, res.Resources, res.StdoutBytes)
+	}
+	if res.StartedAt.IsZero() || res.FinishedAt.Before(res.StartedAt) {
+		t.Errorf("started %s, finished %s", res.StartedAt, res.FinishedAt)
+	}
+	events := b.streamOf(t, res.ExecutionID)
+	checkStream(t, events, res)
+	started, err := events[0].Started()
+	if err != nil {
+		t.Fatalf("the first event: %v", err)
+	}
+	if started.Attempt != 1 || started.Worker != b.name || started.Image != unitImage || !strings.HasPrefix(started.Container, "fake-") {
+		t.Errorf("started event %+v", started)
+	}
+	if got := joinedData(events, tasks.EventStdout); string(got) != "hello world\n" {
+		t.Errorf("streamed stdout %q", got)
+	}
+}
+
+func TestUnitExitCodes(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	cases := []struct {
+		cmd    []string
+		status tasks.Status
+		code   int
+		stderr string
+	}{
+		{[]string{"exit", "0"}, tasks.StatusSucceeded, 0, ""},
+		{[]string{"exit", "3"}, tasks.StatusFailed, 3, ""},
+		{[]string{"exit", "255"}, tasks.StatusFailed, 255, ""},
+		{[]string{"err", "oops"}, tasks.StatusSucceeded, 0, "oops\n"},
+		{[]string{"no-such-program"}, tasks.StatusFailed, 127, "fake: no-such-program: not found\n"},
+	}
+	for _, c := range cases {
+		res := b.exec(t, tasks.ExecRequest{Cmd: c.cmd})
+		if res.Status != c.status || res.ExitCode != c.code || res.Stderr != c.stderr || res.Success != (c.status == tasks.StatusSucceeded) {
+			t.Errorf("%q: status %s exit %d stderr %q; want %s %d %q", c.cmd, res.Status, res.ExitCode, res.Stderr, c.status, c.code, c.stderr)
+		}
+		if res.CLIExitCode() != c.code {
+			t.Errorf("%q: CLI exit code %d, want %d", c.cmd, res.CLIExitCode(), c.code)
+		}
+		checkStream(t, b.streamOf(t, res.ExecutionID), res)
+	}
+}
+
+func TestUnitStdinFilesAndCollect(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"cat"}, Stdin: []byte("from\x00stdin\xff")})
+	if res.Stdout != "from\x00stdin\xff" {
+		t.Errorf("cat stdout %q", res.Stdout)
+	}
+	res = b.exec(t, tasks.ExecRequest{
+		Cmd: []string{"ls"},
+		Files: []tasks.File{
+			{Path: "out/a.txt", Content: []byte("a")},
+			{Path: "out/deep/b.txt", Content: []byte("b"), Mode: 0o600},
+			{Path: "main.sh", Content: []byte("#!/bin/sh"), Mode: 0o755},
+		},
+		Collect: []string{"out/**/*.txt"},
+	})
+	if res.Status != tasks.StatusSucceeded || res.Stdout != "main.sh\nout/a.txt\nout/deep/b.txt\n" {
+		t.Fatalf("status %s stdout %q", res.Status, res.Stdout)
+	}
+	var got []string
+	for _, f := range res.Files {
+		got = append(got, fmt.Sprintf("%s=%s/%o", f.Path, f.Content, uint32(f.Mode)))
+	}
+	if want := []string{"out/a.txt=a/0", "out/deep/b.txt=b/600"}; !slices.Equal(got, want) {
+		t.Errorf("collected %v, want %v", got, want)
+	}
+	// The container is reset between executions: the files are gone.
+	if res := b.exec(t, tasks.ExecRequest{Cmd: []string{"ls"}}); res.Stdout != "" {
+		t.Errorf("the next execution sees %q", res.Stdout)
+	}
+}
+
+func TestUnitTimeout(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{poolSize: 1})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}, Timeout: 50 * time.Millisecond})
+	if res.Status != tasks.StatusTimedOut || res.ExitCode != -1 || res.Success || !strings.Contains(res.Error, "50ms timeout") {
+		t.Errorf("status %s exit %d error %q; want timed_out, -1", res.Status, res.ExitCode, res.Error)
+	}
+	if res.CLIExitCode() != 124 {
+		t.Errorf("CLI exit code %d, want 124", res.CLIExitCode())
+	}
+	checkStream(t, b.streamOf(t, res.ExecutionID), res)
+	started, err := b.streamOf(t, res.ExecutionID)[0].Started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The killed container is replaced; the next execution runs elsewhere.
+	next := b.exec(t, tasks.ExecRequest{Cmd: []string{"echo", "next"}})
+	if next.Status != tasks.StatusSucceeded {
+		t.Fatalf("next execution: %s %s", next.Status, next.Error)
+	}
+	nextStarted, _ := b.streamOf(t, next.ExecutionID)[0].Started()
+	if nextStarted.Container == started.Container {
+		t.Errorf("the next execution ran in the timed-out container %s", started.Container)
+	}
+}
+
+func TestUnitCancelRunning(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
+	b.awaitEvent(t, id, tasks.EventStarted)
+	if err := b.producer.Cancel(b.ctx, id); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	res := b.wait(t, id)
+	if res.Status != tasks.StatusCanceled || res.ExitCode != -1 || res.CLIExitCode() != 130 {
+		t.Errorf("status %s exit %d error %q; want canceled", res.Status, res.ExitCode, res.Error)
+	}
+	checkStream(t, b.streamOf(t, id), res)
+	if err := b.producer.Cancel(b.ctx, id); !errors.Is(err, producer.ErrFinished) {
+		t.Errorf("second cancel = %v, want ErrFinished", err)
+	}
+}
+
+func TestUnitCancelPending(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{poolSize: 1})
+	busy := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
+	b.awaitEvent(t, busy, tasks.EventStarted)
+	queued := b.submit(t, tasks.ExecRequest{Cmd: []string{"echo", "ran"}})
+	if err := b.producer.Cancel(b.ctx, queued); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	// A pending execution has its result at once, without a worker.
+	res, err := b.producer.Result(b.ctx, queued)
+	if err != nil {
+		t.Fatalf("result right after the cancel: %v", err)
+	}
+	if res.Status != tasks.StatusCanceled || res.Stdout != "" {
+		t.Errorf("status %s stdout %q; want canceled, nothing run", res.Status, res.Stdout)
+	}
+	if err := b.producer.Cancel(b.ctx, busy); err != nil {
+		t.Fatal(err)
+	}
+	if res := b.wait(t, busy); res.Status != tasks.StatusCanceled {
+		t.Errorf("busy: %s", res.Status)
+	}
+	// Give the worker, now free, a later execution: the canceled one never
+	// started before it, nor after.
+	if res := b.exec(t, tasks.ExecRequest{Cmd: []string{"echo", "after"}}); res.Status != tasks.StatusSucceeded {
+		t.Errorf("after: %s", res.Status)
+	}
+	if n := numEvents(b.streamOf(t, queued), tasks.EventStarted); n != 0 {
+		t.Errorf("the canceled execution started %d times", n)
+	}
+	if err := b.producer.Cancel(b.ctx, "never-submitted"); !errors.Is(err, producer.ErrNotFound) {
+		t.Errorf("cancel of an unknown id = %v, want ErrNotFound", err)
+	}
+}
+
+func TestUnitCancelMarkedBeforeTheAttempt(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := "marked-" + fmt.Sprint(time.Now().UnixNano())
+	// As when asynq delivers a canceled execution again: only the marker
+	// is there.
+	if err := b.store.MarkCanceled(b.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	res := b.exec(t, tasks.ExecRequest{ID: id, Cmd: []string{"echo", "ran"}})
+	if res.Status != tasks.StatusCanceled || res.Stdout != "" {
+		t.Errorf("status %s stdout %q; want canceled before it started", res.Status, res.Stdout)
+	}
+	if n := numEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
+		t.Errorf("started %d times", n)
+	}
+}
+
+func TestUnitOOMKilled(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{poolSize: 1})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"oom"}, MemoryBytes: 32 << 20})
+	if res.Status != tasks.StatusOOMKilled || res.Success || res.ExitCode != 137 || res.CLIExitCode() != 137 {
+		t.Errorf("status %s exit %d; want oom_killed 137", res.Status, res.ExitCode)
+	}
+	if !strings.Contains(res.Error, "33554432-byte memory limit") {
+		t.Errorf("error %q does not name the limit", res.Error)
+	}
+	checkStream(t, b.streamOf(t, res.ExecutionID), res)
+	if next := b.exec(t, tasks.ExecRequest{Cmd: []string{"exit", "0"}}); next.Status != tasks.StatusSucceeded {
+		t.Errorf("next execution: %s %s", next.Status, next.Error)
+	}
+}
+
+func TestUnitCrashIsRetriedThenError(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{workerMaxRetry: 1})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"crash"}})
+	if res.Status != tasks.StatusError || res.ExitCode != -1 || res.Attempt != 2 || res.CLIExitCode() != 125 {
+		t.Errorf("status %s exit %d attempt %d; want error, -1, 2", res.Status, res.ExitCode, res.Attempt)
+	}
+	if !strings.Contains(res.Error, fake.ErrCrashed.Error()) {
+		t.Errorf("error %q does not say why", res.Error)
+	}
+	events := b.streamOf(t, res.ExecutionID)
+	checkStream(t, events, res)
+	if n := numEvents(events, tasks.EventStarted); n != 2 {
+		t.Errorf("%d started events, want one per attempt (2)", n)
+	}
+	// Each crashed container was replaced; the worker still runs commands.
+	if next := b.exec(t, tasks.ExecRequest{Cmd: []string{"exit", "0"}}); next.Status != tasks.StatusSucceeded {
+		t.Errorf("next execution: %s %s", next.Status, next.Error)
+	}
+}
+
+// worker.Config.MaxRetry bounds the retries after infrastructure
+// failures; asynq's own limit on the task does not decide it.
+func TestUnitWorkerMaxRetryBoundsRetries(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{workerMaxRetry: 1})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"crash"}})
+	if res.Status != tasks.StatusError || res.Attempt != 2 {
+		t.Errorf("status %s after %d attempts; want error after 2 (MaxRetry 1)", res.Status, res.Attempt)
+	}
+}
+
+func TestUnitMaxAttempts(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{maxAttempts: 2})
+	id := "looping-" + fmt.Sprint(time.Now().UnixNano())
+	// Two earlier attempts ended with their workers (crashed or stopped).
+	for range 2 {
+		if _, err := b.store.NextAttempt(b.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := b.exec(t, tasks.ExecRequest{ID: id, Cmd: []string{"echo", "ran"}})
+	if res.Status != tasks.StatusError || res.Stdout != "" || res.Attempt != 3 || !strings.Contains(res.Error, "gave up after 2 attempts") {
+		t.Errorf("status %s stdout %q attempt %d error %q; want error after 2 attempts", res.Status, res.Stdout, res.Attempt, res.Error)
+	}
+}
+
+func TestUnitOutputCap(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"write", "100000"}, MaxOutputBytes: 1000})
+	if res.Status != tasks.StatusSucceeded {
+		t.Fatalf("status %s %s", res.Status, res.Error)
+	}
+	if res.Stdout != strings.Repeat("x", 1000) || !res.StdoutTruncated || res.StdoutBytes != 100000 {
+		t.Errorf("kept %d bytes, truncated %v, counted %d; want 1000, true, 100000", len(res.Stdout), res.StdoutTruncated, res.StdoutBytes)
+	}
+	if res.StderrTruncated || res.StderrBytes != 0 {
+		t.Errorf("stderr truncated %v counted %d", res.StderrTruncated, res.StderrBytes)
+	}
+	events := b.streamOf(t, res.ExecutionID)
+	checkStream(t, events, res)
+	if got := joinedData(events, tasks.EventStdout); len(got) != 1000 {
+		t.Errorf("streamed %d bytes of stdout, want the 1000 kept", len(got))
+	}
+	// The default cap applies when the request gives none.
+	res = b.exec(t, tasks.ExecRequest{Cmd: []string{"write", fmt.Sprint(1<<20 + 1)}})
+	if len(res.Stdout) != 1<<20 || !res.StdoutTruncated {
+		t.Errorf("with the default cap: kept %d, truncated %v", len(res.Stdout), res.StdoutTruncated)
+	}
+}
+
+func TestUnitDuplicateSubmitRunsOnce(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{poolSize: 1})
+	inspector := asynq.NewInspectorFromRedisClient(b.redis)
+	busy := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
+	b.awaitEvent(t, busy, tasks.EventStarted)
+
+	req := tasks.ExecRequest{ID: "dup-" + fmt.Sprint(time.Now().UnixNano()), Cmd: []string{"echo", "once"}}
+	for i := range 3 {
+		if id, err := b.producer.Submit(b.ctx, req); err != nil || id != req.ID {
+			t.Fatalf("submit %d = %q, %v; want %q", i, id, err, req.ID)
+		}
+	}
+	pending, err := inspector.ListPendingTasks("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != req.ID {
+		t.Fatalf("pending tasks %d, want the one %s", len(pending), req.ID)
+	}
+	if err := b.producer.Cancel(b.ctx, busy); err != nil {
+		t.Fatal(err)
+	}
+	res := b.wait(t, req.ID)
+	if res.Stdout != "once\n" || res.Attempt != 1 {
+		t.Errorf("stdout %q attempt %d", res.Stdout, res.Attempt)
+	}
+	// After the result, the same ID enqueues nothing either.
+	if id, err := b.producer.Submit(b.ctx, req); err != nil || id != req.ID {
+		t.Fatalf("submit after the result = %q, %v", id, err)
+	}
+	if pending, err := inspector.ListPendingTasks("default"); err != nil || len(pending) != 0 {
+		t.Errorf("pending after a submit of a finished ID: %d, %v; want none", len(pending), err)
+	}
+	if n := numEvents(b.streamOf(t, req.ID), tasks.EventStarted); n != 1 {
+		t.Errorf("started %d times", n)
+	}
+	if _, err := b.producer.Submit(b.ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDInUse) {
+		t.Errorf("the same ID on another queue: %v, want ErrIDInUse", err)
+	}
+}
+
+// enqueueUnchecked enqueues a payload past the producer's checks, as a
+// broken or hostile producer would.
+func (b *unitBundle) enqueueUnchecked(t *testing.T, id string, payload []byte, opts ...asynq.Option) {
+	t.Helper()
+	c := asynq.NewClientFromRedisClient(b.redis)
+	opts = append([]asynq.Option{asynq.TaskID(id), asynq.MaxRetry(3)}, opts...)
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload, opts...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.BindQueue(b.ctx, id, "default"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnitRejectedRequests(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{
+		images: []string{unitImage},
+		limits: tasks.Limits{MaxPayloadBytes: 64 << 10, MaxTimeout: time.Minute, DefaultTimeout: time.Second},
+	})
+	encode := func(r tasks.ExecRequest) []byte {
+		p, err := tasks.EncodeRequest(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name    string
+		payload func(id string) []byte
+		want    string
+	}{
+		{"undecodable", func(string) []byte { return []byte("{not json") }, "not a valid execution request"},
+		{"another id", func(string) []byte { return encode(tasks.ExecRequest{ID: "someone-else", Cmd: []string{"echo"}}) }, "differs from the task id"},
+		{"empty cmd", func(id string) []byte { return encode(tasks.ExecRequest{ID: id}) }, "cmd is empty"},
+		{"absolute path", func(id string) []byte {
+			return encode(tasks.ExecRequest{ID: id, Cmd: []string{"ls"}, Files: []tasks.File{{Path: "/etc/x"}}})
+		}, "is absolute"},
+		{"timeout above the maximum", func(id string) []byte {
+			return encode(tasks.ExecRequest{ID: id, Cmd: []string{"echo"}, Timeout: time.Hour})
+		}, "above the worker's maximum"},
+		{"oversized", func(id string) []byte {
+			return encode(tasks.ExecRequest{ID: id, Cmd: []string{"cat"}, Stdin: bytes.Repeat([]byte("x"), 100<<10)})
+		}, "the worker accepts at most"},
+		{"unknown image", func(id string) []byte {
+			return encode(tasks.ExecRequest{ID: id, Image: "no-such-image:v0", Cmd: []string{"echo"}})
+		}, "image not found"},
+	}
+	for i, c := range cases {
+		id := fmt.Sprintf("rejected-%d", i)
+		b.enqueueUnchecked(t, id, c.payload(id))
+		res := b.wait(t, id)
+		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 || res.ExitCode != -1 || res.CLIExitCode() != 125 {
+			t.Errorf("%s: status %s attempt %d exit %d error %q; want rejected with %q", c.name, res.Status, res.Attempt, res.ExitCode, res.Error, c.want)
+		}
+		events := b.streamOf(t, id)
+		checkStream(t, events, res)
+		if n := numEvents(events, tasks.EventStarted); n != 0 {
+			t.Errorf("%s: started %d times", c.name, n)
+		}
+	}
+	// The producer refuses what Check refuses, before anything is enqueued.
+	var ve *tasks.ValidationError
+	if _, err := b.producer.Submit(b.ctx, tasks.ExecRequest{Cmd: []string{"echo"}, Files: []tasks.File{{Path: "../x"}}}); !errors.As(err, &ve) {
+		t.Errorf("Submit of an escaping path = %v, want a *tasks.ValidationError", err)
+	}
+}
+
+func TestUnitHeartbeatAndOrphans(t *testing.T) {
+	t.Parallel()
+	old := time.Now().Add(-time.Hour)
+	b := setupUnit(t, unitOptions{
+		others: []sandbox.Info{
+			{ID: "of-a-dead-worker", Owner: "dead-worker", Created: old, Running: true},
+			{ID: "of-a-live-worker", Owner: "live-worker", Created: old, Running: true},
+		},
+		alive: []string{"live-worker"},
+	})
+	if alive, err := b.store.WorkerAlive(b.ctx, b.name); err != nil || !alive {
+		t.Errorf("the running worker's heartbeat: %v, %v", alive, err)
+	}
+	// The pool reconciled at Start, asking Redis which workers are alive.
+	infos, err := b.rt.List(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others []string
+	for _, info := range infos {
+		if info.Owner != b.name {
+			others = append(others, info.ID)
+		}
+	}
+	if !slices.Equal(others, []string{"of-a-live-worker"}) {
+		t.Errorf("other workers' containers left: %v; want only the live one's", others)
+	}
+	if err := b.worker.Shutdown(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive, err := b.store.WorkerAlive(b.ctx, b.name); err != nil || alive {
+		t.Errorf("heartbeat after shutdown: %v, %v; want gone", alive, err)
+	}
+}
+
+func TestUnitShutdownLeavesTheExecutionToAnotherWorker(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{shutdownTimeout: 50 * time.Millisecond})
+	id := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "2s"}, Timeout: time.Minute})
+	b.awaitEvent(t, id, tasks.EventStarted)
+	shutdownUnitWorker(t, b.worker, b.rt)
+	if ok, err := b.store.HasResult(b.ctx, id); err != nil || ok {
+		t.Fatalf("an execution interrupted by shutdown has a result (%v, %v); it must be left to another attempt", ok, err)
+	}
+	startUnitWorker(t, b.redis, unitOptions{})
+	res := b.wait(t, id)
+	if res.Status != tasks.StatusSucceeded || res.Attempt != 2 {
+		t.Errorf("status %s attempt %d error %q; want succeeded at attempt 2", res.Status, res.Attempt, res.Error)
+	}
+}
+
+func TestUnitDefaultTimeoutApplies(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{limits: tasks.Limits{DefaultTimeout: 50 * time.Millisecond}})
+	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
+	if res.Status != tasks.StatusTimedOut || !strings.Contains(res.Error, "50ms") {
+		t.Errorf("status %s error %q; want timed_out after the 50ms default", res.Status, res.Error)
+	}
+}
+
+// A cancel whose announcement was missed is still found by polling the
+// marker.
+func TestUnitCancelFoundWithoutTheAnnouncement(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
+	b.awaitEvent(t, id, tasks.EventStarted)
+	// The marker alone, as MarkCanceled leaves it when the Pub/Sub
+	// message is lost.
+	if err := b.mr.Set(b.store.Keys().Cancel(id), "now"); err != nil {
+		t.Fatal(err)
+	}
+	if res := b.wait(t, id); res.Status != tasks.StatusCanceled {
+		t.Errorf("status %s, want canceled", res.Status)
+	}
+}
+
+func TestUnitManyExecutionsKeepTheirOwnOutput(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{poolSize: 3})
+	ids := make([]string, 30)
+	for i := range ids {
+		ids[i] = b.submit(t, tasks.ExecRequest{Cmd: []string{"echo", fmt.Sprint("execution ", i)}})
+	}
+	for i, id := range ids {
+		res := b.wait(t, id)
+		if want := fmt.Sprintf("execution %d\n", i); res.Status != tasks.StatusSucceeded || res.Stdout != want {
+			t.Errorf("%s: status %s stdout %q; want %q", id, res.Status, res.Stdout, want)
+		}
+		events := b.streamOf(t, id)
+		checkStream(t, events, res)
+		if got := joinedData(events, tasks.EventStdout); string(got) != res.Stdout {
+			t.Errorf("%s: streamed %q, result %q", id, got, res.Stdout)
+		}
+	}
+	if created, _ := b.rt.Counts(); created != 3 {
+		t.Errorf("%d containers created for 30 executions on a pool of 3; want them reused", created)
+	}
+}
+
+func TestUnitNewValidatesConfig(t *testing.T) {
+	t.Parallel()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialed
+	t.Cleanup(func() { client.Close() })
+	rt := fake.NewRuntime("w")
+	cases := []struct {
+		name    string
+		cfg     worker.Config
+		problem string
+	}{
+		{"no redis", worker.Config{Runtime: rt}, "Redis client is required"},
+		{"no runtime", worker.Config{Redis: client}, "runtime is required"},
+		{"concurrency above the pool", worker.Config{Redis: client, Runtime: rt, PoolSize: 2, Concurrency: 3}, "concurrency 3 is above the pool size 2"},
+		{"empty queue name", worker.Config{Redis: client, Runtime: rt, Queues: map[string]int{"": 1}}, "queue name is empty"},
+		{"limits", worker.Config{Redis: client, Runtime: rt, Limits: tasks.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: time.Second}}, "default timeout 30s is above the maximum 1s"},
+	}
+	for _, c := range cases {
+		_, err := worker.New(c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.problem) {
+			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.problem)
+		}
+	}
+	w, err := worker.New(worker.Config{Redis: client, Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Name() == "" {
+		t.Error("a worker without a name was not given one")
+	}
+	if err := w.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown of a worker never started: %v", err)
+	}
+}
+
+// asynq may deliver an execution again after its result is stored (a lost
+// ack, an expired lease): the command must not run a second time.
+func TestUnitSecondDeliveryDoesNotRunAgain(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := "delivered-twice"
+	first := &tasks.Result{ExecutionID: id, Status: tasks.StatusSucceeded, Success: true, Stdout: "first\n", Attempt: 1}
+	if ok, err := b.store.Finalize(b.ctx, first); err != nil || !ok {
+		t.Fatalf("store the first result: %v, %v", ok, err)
+	}
+	payload, err := tasks.EncodeRequest(&tasks.ExecRequest{ID: id, Cmd: []string{"echo", "second"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept once done, so that the test sees it completed.
+	b.enqueueUnchecked(t, id, payload, asynq.Retention(time.Hour))
+	inspector := asynq.NewInspectorFromRedisClient(b.redis)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := inspector.GetTaskInfo("default", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State == asynq.TaskStateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second delivery is still %s", info.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := numEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
+		t.Errorf("the second delivery started the command %d times", n)
+	}
+	if res, err := b.producer.Result(b.ctx, id); err != nil || res.Stdout != "first\n" {
+		t.Errorf("result %+v, %v; want the first one", res, err)
+	}
+}
+
+// waitUntil waits for a condition that has no signal to wait on.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *unitBundle) taskInfo(t *testing.T, id string) *asynq.TaskInfo {
+	t.Helper()
+	info, err := asynq.NewInspectorFromRedisClient(b.redis).GetTaskInfo("default", id)
+	if err != nil {
+		t.Fatalf("task %s: %v", id, err)
+	}
+	return info
+}
+
+// An execution left active by a worker that crashed (its lease expired)
+// is run by another worker without waiting for asynq's own recovery.
+func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
+	t.Parallel()
+	id := "orphaned-" + fmt.Sprint(time.Now().UnixNano())
+	b := setupUnit(t, unitOptions{before: func(b *unitBundle) {
+		b.submit(t, tasks.ExecRequest{ID: id, Cmd: []string{"echo", "recovered"}})
+		// What asynq's dequeue does, for a worker that then died: the task
+		// is active, its lease expired 10s ago. (asynq's own recoverer
+		// takes tasks whose lease expired 30s ago, at start and every
+		// minute.)
+		c := b.redis
+		if err := c.RPopLPush(b.ctx, "asynq:{default}:pending", "asynq:{default}:active").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(b.ctx, "asynq:{default}:t:"+id, "state", "active").Err(); err != nil {
+			t.Fatal(err)
+		}
+		lease := redis.Z{Score: float64(time.Now().Add(-10 * time.Second).Unix()), Member: id}
+		if err := c.ZAdd(b.ctx, "asynq:{default}:lease", lease).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	// asynq alone would take a minute.
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("the orphaned execution: %v", err)
+	}
+	if res.Status != tasks.StatusSucceeded || res.Stdout != "recovered\n" || res.Worker != b.name {
+		t.Errorf("status %s stdout %q worker %q", res.Status, res.Stdout, res.Worker)
+	}
+}
+
+var errEngineGone = errors.New("cannot connect to the engine")
+
+// While the container engine does not answer, executions wait in their
+// queue without using up their retries, and run once it answers again.
+func TestUnitExecutionsWaitForTheEngine(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{workerMaxRetry: 1})
+	b.rt.SetPingErr(errEngineGone)
+	waitUntil(t, "the worker sees the engine down", func() bool { return b.worker.Healthy(b.ctx) != nil })
+
+	id := b.submit(t, tasks.ExecRequest{Cmd: []string{"echo", "waited"}})
+	waitUntil(t, "the execution is back in its queue", func() bool { return b.taskInfo(t, id).State == asynq.TaskStateRetry })
+	if ok, err := b.store.HasResult(b.ctx, id); err != nil || ok {
+		t.Fatalf("the execution has a result while the engine is down (%v, %v)", ok, err)
+	}
+	b.rt.SetPingErr(nil)
+	res := b.wait(t, id)
+	if res.Status != tasks.StatusSucceeded || res.Stdout != "waited\n" || res.Attempt != 1 {
+		t.Errorf("status %s stdout %q attempt %d; want succeeded at attempt 1", res.Status, res.Stdout, res.Attempt)
+	}
+	if info := b.taskInfo(t, id); info.Retried != 0 {
+		t.Errorf("waiting for the engine used %d retries", info.Retried)
+	}
+}
+
+// An execution whose task allows asynq only one retry (another producer's)
+// must still get a result when its last attempt meets an engine that does
+// not answer: asynq (v0.26) archives a task whose retries are used up
+// whatever the error, so the worker's error handler stores one.
+func TestUnitEngineDownOnTheLastRetryStillGivesAResult(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := fmt.Sprintf("foreign-%d", time.Now().UnixNano())
+	payload, err := tasks.EncodeRequest(&tasks.ExecRequest{ID: id, Cmd: []string{"crash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.enqueueUnchecked(t, id, payload, asynq.MaxRetry(1))
+	waitUntil(t, "the first crash used the one retry", func() bool {
+		info := b.taskInfo(t, id)
+		return info.State == asynq.TaskStateRetry && info.Retried == 1
+	})
+	b.rt.SetPingErr(errEngineGone) // the engine dies before the last attempt
+	waitUntil(t, "the last attempt ended", func() bool {
+		st := b.taskInfo(t, id).State
+		return st == asynq.TaskStateArchived || st == asynq.TaskStateCompleted
+	})
+	b.rt.SetPingErr(nil)
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	res, err := b.producer.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("no result after the last attempt met a dead engine (task %s): %v", b.taskInfo(t, id).State, err)
+	}
+	if res.Status != tasks.StatusError || !strings.Contains(res.Error, "does not answer") {
+		t.Errorf("status %s error %q; want error saying the engine does not answer", res.Status, res.Error)
+	}
+}
