@@ -128,6 +128,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.beat.start(ctx); err != nil {
 		return err
 	}
+	w.checkEvictionPolicy(ctx)
 	if err := w.engine.check(ctx); err != nil {
 		// The pool keeps trying to warm; executions wait in their queues.
 		w.log.Warn("starting without a container engine", "err", err)
@@ -151,6 +152,19 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.log.Info("worker started", "image", w.cfg.Image, "pool", w.cfg.PoolSize,
 		"concurrency", w.cfg.Concurrency, "queues", w.cfg.Queues)
 	return nil
+}
+
+// checkEvictionPolicy warns when Redis may evict keys: an evicted lease
+// makes a running execution look abandoned, and an evicted result loses it.
+func (w *Worker) checkEvictionPolicy(ctx context.Context) {
+	policy, err := w.cfg.Redis.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return // not every Redis lets a client read its configuration
+	}
+	if p := policy["maxmemory-policy"]; p != "" && p != "noeviction" {
+		w.log.Warn("Redis may evict keys (maxmemory-policy "+p+"); set it to noeviction, or leases and results can be lost",
+			"maxmemory_policy", p)
+	}
 }
 
 // WaitWarm waits until every container of the pool is warm.
