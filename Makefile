@@ -4,7 +4,7 @@ BIN     := bin/execq
 IMAGE   ?= execq-sandbox:latest
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build setup sandbox-image run test test-unit smoke bench lint clean
+.PHONY: build setup sandbox-image run test test-unit test-chaos smoke bench lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/execq
@@ -35,6 +35,17 @@ run: setup build
 test:
 	scripts/setup.sh --test
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# The adversarial and fault suite (internal/chaos, build tag chaos): hostile
+# commands, escape attempts, hostile requests, a SIGKILLed worker, Redis
+# restarts, a sandbox killed from outside, an engine that goes away, 1,000
+# executions on two workers. Real redis-server and Docker; about 8 minutes.
+# The summary table is also written to $(CHAOS_SUMMARY).
+CHAOS_SUMMARY ?= $(CURDIR)/bin/chaos-summary.txt
+test-chaos:
+	scripts/setup.sh
+	EXECQ_CHAOS_SUMMARY=$(CHAOS_SUMMARY) $(GO) test -tags chaos -race -count=1 -timeout 40m ./internal/chaos/
+	@cat $(CHAOS_SUMMARY)
 
 # Unit tests only: no Docker, no redis-server.
 test-unit:

@@ -44,9 +44,10 @@ func (k Keys) Failures(id string) string { return k.execution(id, "failures") }
 // unique across queues and tells Cancel where to look.
 func (k Keys) Queue(id string) string { return k.execution(id, "queue") }
 
-// Worker is a worker process's heartbeat; containers whose owner has none
-// are orphans.
-func (k Keys) Worker(name string) string { return k.prefix() + ":worker:" + name }
+// Workers is the sorted set of the worker processes of this deployment,
+// scored by their last heartbeat (Unix seconds). A worker whose heartbeat
+// is stale is dead, and its containers are orphans.
+func (k Keys) Workers() string { return k.prefix() + ":workers" }
 
 // CancelChannel is the Pub/Sub channel on which cancels are announced to
 // the workers running them.

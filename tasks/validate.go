@@ -159,6 +159,9 @@ func (r *ExecRequest) Check() error {
 
 func (r *ExecRequest) check(p *problems) {
 	checkID(p, r.ID)
+	if len(r.Image) > 255 || strings.ContainsAny(r.Image, " \t\n\r\x00") {
+		p.addf("image %q is not an image name", r.Image)
+	}
 	if len(r.Cmd) == 0 {
 		p.addf("cmd is empty: give the program to run and its arguments")
 	} else if r.Cmd[0] == "" {

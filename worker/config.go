@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/pool"
@@ -85,15 +83,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told what the worker does; nil observes nothing.
 	Observer Observer
-}
-
-// DefaultName is a worker name unique to this process: host-pid-random.
-func DefaultName() string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "worker"
-	}
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:4])
 }
 
 func (c Config) withDefaults() Config {

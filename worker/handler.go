@@ -109,7 +109,7 @@ func (e *execution) process(ctx context.Context) error {
 		return e.reject(ctx, err)
 	}
 	if err := e.w.cfg.Runtime.CheckImage(ctx, req.Image); err != nil {
-		if errors.Is(err, sandbox.ErrImageNotFound) {
+		if errors.Is(err, sandbox.ErrImageNotFound) || errors.Is(err, sandbox.ErrInvalidImage) {
 			return e.reject(ctx, err)
 		}
 		return e.retry(ctx, err)
@@ -139,7 +139,7 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 			return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, sandbox.ErrImageNotFound):
+		case errors.Is(err, sandbox.ErrImageNotFound), errors.Is(err, sandbox.ErrInvalidImage):
 			return e.reject(ctx, err)
 		}
 		return e.retry(ctx, err)
@@ -232,10 +232,13 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 	e.res.ExitCode = outcome.ExitCode
 	status := tasks.StatusFailed
 	message := ""
+	if outcome.OOMKilled {
+		// Whatever the command made of it, the container had run out.
+		replace = pool.CauseOOM
+	}
 	switch {
 	case outcome.OOMKilled && outcome.ExitCode != 0:
 		status = tasks.StatusOOMKilled
-		replace = pool.CauseOOM
 		message = fmt.Sprintf("killed by the %d-byte memory limit", req.MemoryBytes)
 	case outcome.ExitCode == 0:
 		status = tasks.StatusSucceeded

@@ -39,6 +39,7 @@ type unitOptions struct {
 	images          []string            // images the runtime has; nil for any
 	others          []sandbox.Info      // containers of other workers
 	alive           []string            // workers with a heartbeat before the start
+	dead            []string            // workers of this deployment whose heartbeat is stale
 	before          func(b *unitBundle) // runs before the worker starts
 	shutdownTimeout time.Duration
 }
@@ -71,7 +72,13 @@ func setupUnit(t *testing.T, opts unitOptions) *unitBundle {
 		ctx:      ctx,
 	}
 	for _, name := range opts.alive {
-		if err := b.store.Heartbeat(ctx, name, time.Minute); err != nil {
+		if err := b.store.Heartbeat(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := float64(time.Now().Add(-time.Minute).Unix())
+	for _, name := range opts.dead {
+		if err := client.ZAdd(ctx, tasks.Keys{}.Workers(), redis.Z{Score: stale, Member: name}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -620,10 +627,12 @@ func TestUnitHeartbeatAndOrphans(t *testing.T) {
 		others: []sandbox.Info{
 			{ID: "of-a-dead-worker", Owner: "dead-worker", Created: old, Running: true},
 			{ID: "of-a-live-worker", Owner: "live-worker", Created: old, Running: true},
+			{ID: "of-another-deployment", Owner: "stranger", Created: old, Running: true},
 		},
 		alive: []string{"live-worker"},
+		dead:  []string{"dead-worker"},
 	})
-	if alive, err := b.store.WorkerAlive(b.ctx, b.name); err != nil || !alive {
+	if alive, err := b.store.WorkerAlive(b.ctx, b.name, time.Minute); err != nil || !alive {
 		t.Errorf("the running worker's heartbeat: %v, %v", alive, err)
 	}
 	// The pool reconciled at Start, asking Redis which workers are alive.
@@ -637,14 +646,14 @@ func TestUnitHeartbeatAndOrphans(t *testing.T) {
 			others = append(others, info.ID)
 		}
 	}
-	if !slices.Equal(others, []string{"of-a-live-worker"}) {
-		t.Errorf("other workers' containers left: %v; want only the live one's", others)
+	if !slices.Equal(others, []string{"of-a-live-worker", "of-another-deployment"}) {
+		t.Errorf("other workers' containers left: %v; want the live one's and the unknown one's", others)
 	}
 	if err := b.worker.Shutdown(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if alive, err := b.store.WorkerAlive(b.ctx, b.name); err != nil || alive {
-		t.Errorf("heartbeat after shutdown: %v, %v; want gone", alive, err)
+	if _, err := b.redis.ZScore(b.ctx, tasks.Keys{}.Workers(), b.name).Result(); !errors.Is(err, redis.Nil) {
+		t.Errorf("the worker is still known after its shutdown: %v", err)
 	}
 }
 

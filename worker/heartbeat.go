@@ -10,8 +10,8 @@ import (
 	"github.com/execq/execq/internal/rdb"
 )
 
-// Heartbeat timing: a worker that misses heartbeatTTL is dead, and other
-// workers remove its containers.
+// Heartbeat timing: a worker whose last heartbeat is older than
+// heartbeatTTL is dead, and other workers remove its containers.
 const (
 	heartbeatEvery = 5 * time.Second
 	heartbeatTTL   = 15 * time.Second
@@ -33,7 +33,7 @@ func newHeartbeat(store *rdb.Store, name string, log *slog.Logger) *heartbeat {
 
 func (h *heartbeat) start(ctx context.Context) error {
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := h.store.Heartbeat(bctx, h.name, heartbeatTTL)
+	err := h.store.Heartbeat(bctx, h.name)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("first heartbeat: %w", err)
@@ -49,7 +49,7 @@ func (h *heartbeat) start(ctx context.Context) error {
 			select {
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(loopCtx, 5*time.Second)
-				if err := h.store.Heartbeat(ctx, h.name, heartbeatTTL); err != nil && loopCtx.Err() == nil {
+				if err := h.store.Heartbeat(ctx, h.name); err != nil && loopCtx.Err() == nil {
 					h.log.Warn("heartbeat failed", "err", err)
 				}
 				cancel()

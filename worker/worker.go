@@ -53,7 +53,7 @@ func New(cfg Config) (*Worker, error) {
 		Size:    cfg.PoolSize,
 		MaxUses: cfg.MaxUses,
 		OwnerAlive: func(ctx context.Context, owner string) (bool, error) {
-			return store.WorkerAlive(ctx, owner)
+			return ownerAlive(ctx, store, owner)
 		},
 		ReconcileInterval: heartbeatTTL,
 		Logger:            log,

@@ -56,8 +56,8 @@ type Config struct {
 	// containers of a dead one are removed. Nil treats every other owner as
 	// alive.
 	OwnerAlive func(ctx context.Context, owner string) (bool, error)
-	// OrphanGrace is the age under which no container is taken for an
-	// orphan. Defaults to 1m.
+	// OrphanGrace is the age under which a container of this owner that the
+	// pool does not hold is not taken for an orphan. Defaults to 1m.
 	OrphanGrace time.Duration
 	// ReconcileInterval is how often orphans and dead containers are looked
 	// for. Defaults to 1m.
@@ -447,16 +447,18 @@ func (p *Pool) reconcileLoop() {
 }
 
 // Reconcile compares the runtime's containers with the pool's: it removes
-// containers of dead owners and containers of this owner the pool does not
-// hold (both only past OrphanGrace), and replaces idle containers that are
-// no longer running.
+// the containers of dead owners, and those of this owner the pool does not
+// hold once they are older than OrphanGrace (a creation may be in flight),
+// and replaces idle containers that stopped or vanished.
 func (p *Pool) Reconcile(ctx context.Context) error {
 	infos, err := p.rt.List(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	listed := make(map[string]bool, len(infos))
 	var errs []error
 	for _, info := range infos {
+		listed[info.ID] = true
 		p.mu.Lock()
 		e, held := p.all[info.ID]
 		p.mu.Unlock()
@@ -465,9 +467,10 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			if !info.Running {
 				p.replaceDead(e)
 			}
-		case time.Since(info.Created) < p.cfg.OrphanGrace:
 		case info.Owner == p.cfg.Owner:
-			errs = append(errs, p.removeOrphan(ctx, info, "not held by the pool"))
+			if time.Since(info.Created) >= p.cfg.OrphanGrace {
+				errs = append(errs, p.removeOrphan(ctx, info, "not held by the pool"))
+			}
 		case p.cfg.OwnerAlive != nil:
 			alive, err := p.cfg.OwnerAlive(ctx, info.Owner)
 			if err != nil {
@@ -478,6 +481,17 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 				errs = append(errs, p.removeOrphan(ctx, info, "its worker is gone"))
 			}
 		}
+	}
+	p.mu.Lock()
+	var vanished []*entry
+	for id, e := range p.all {
+		if !listed[id] && e.state == stateIdle {
+			vanished = append(vanished, e)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range vanished {
+		p.replaceDead(e)
 	}
 	return errors.Join(errs...)
 }

@@ -436,7 +436,9 @@ func TestReconcileRemovesContainersOfDeadOwners(t *testing.T) {
 	for _, info := range b.rt.Others {
 		left = append(left, info.ID)
 	}
-	if want := []string{"dead-young", "alive-old", "unknown-old", "mine-young"}; !slices.Equal(left, want) {
+	// A dead owner's containers go whatever their age; the pool's own only
+	// past the grace, since a creation of its own may be in flight.
+	if want := []string{"alive-old", "unknown-old", "mine-young"}; !slices.Equal(left, want) {
 		t.Errorf("containers left %v, want %v", left, want)
 	}
 	mu.Lock()
@@ -482,6 +484,25 @@ func TestReconcileReplacesADeadIdleContainer(t *testing.T) {
 	}
 	if l := b.acquire(t, image); l.Sandbox().ID() == dead {
 		t.Error("the dead container was leased")
+	}
+}
+
+func TestReconcileReplacesAnIdleContainerRemovedFromOutside(t *testing.T) {
+	t.Parallel()
+	b := setup(t, pool.Config{Size: 1})
+	b.start(t)
+	gone := b.rt.Live()[0]
+	if err := b.rt.Remove(b.ctx, gone); err != nil { // as docker rm -f would
+		t.Fatal(err)
+	}
+	if err := b.pool.Reconcile(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.rec.replacements(); !slices.Equal(r, []string{pool.CauseDead}) {
+		t.Errorf("replacements %v, want [dead]", r)
+	}
+	if l := b.acquire(t, image); l.Sandbox().ID() == gone {
+		t.Error("the removed container was leased")
 	}
 }
 

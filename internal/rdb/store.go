@@ -270,26 +270,41 @@ func (s *Store) Queue(ctx context.Context, id string) (string, error) {
 	return q, nil
 }
 
-// Heartbeat records that worker is alive for ttl.
-func (s *Store) Heartbeat(ctx context.Context, worker string, ttl time.Duration) error {
-	if err := s.client.Set(ctx, s.keys.Worker(worker), strconv.FormatInt(time.Now().Unix(), 10), ttl).Err(); err != nil {
+// workerMemory is how long a worker that stopped heartbeating is
+// remembered, so that every host has the time to remove its containers.
+const workerMemory = 24 * time.Hour
+
+// Heartbeat records that worker is alive now.
+func (s *Store) Heartbeat(ctx context.Context, worker string) error {
+	now := time.Now()
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.keys.Workers(), redis.Z{Score: float64(now.Unix()), Member: worker})
+		p.ZRemRangeByScore(ctx, s.keys.Workers(), "-inf", strconv.FormatInt(now.Add(-workerMemory).Unix(), 10))
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("heartbeat of %s: %w", worker, err)
 	}
 	return nil
 }
 
-// WorkerAlive reports whether worker's heartbeat is current.
-func (s *Store) WorkerAlive(ctx context.Context, worker string) (bool, error) {
-	n, err := s.client.Exists(ctx, s.keys.Worker(worker)).Result()
+// WorkerAlive reports whether worker heartbeated within ttl. A worker this
+// deployment does not know (another deployment's, on the same engine)
+// counts as alive: it is not this deployment's to judge.
+func (s *Store) WorkerAlive(ctx context.Context, worker string, ttl time.Duration) (bool, error) {
+	score, err := s.client.ZScore(ctx, s.keys.Workers(), worker).Result()
+	if errors.Is(err, redis.Nil) {
+		return true, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("check heartbeat of %s: %w", worker, err)
 	}
-	return n == 1, nil
+	return time.Since(time.Unix(int64(score), 0)) <= ttl, nil
 }
 
-// ForgetWorker removes worker's heartbeat, at its clean shutdown.
+// ForgetWorker removes worker, at its clean shutdown.
 func (s *Store) ForgetWorker(ctx context.Context, worker string) error {
-	if err := s.client.Del(ctx, s.keys.Worker(worker)).Err(); err != nil {
+	if err := s.client.ZRem(ctx, s.keys.Workers(), worker).Err(); err != nil {
 		return fmt.Errorf("remove heartbeat of %s: %w", worker, err)
 	}
 	return nil

@@ -361,35 +361,51 @@ func TestMarkCanceled(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	const ttl = 15 * time.Second
 	alive := func(name string) bool {
 		t.Helper()
-		ok, err := b.store.WorkerAlive(b.ctx, name)
+		ok, err := b.store.WorkerAlive(b.ctx, name, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ok
 	}
-	if alive("w1") {
-		t.Fatal("w1 alive before its first heartbeat")
+	known := func(name string) bool {
+		t.Helper()
+		_, err := b.client.ZScore(b.ctx, b.keys.Workers(), name).Result()
+		return err == nil
 	}
-	if err := b.store.Heartbeat(b.ctx, "w1", 30*time.Second); err != nil {
+	if !alive("w1") {
+		t.Fatal("a worker this deployment does not know counts as dead; it is another deployment's")
+	}
+	if err := b.store.Heartbeat(b.ctx, "w1"); err != nil {
 		t.Fatal(err)
 	}
-	if !alive("w1") || alive("w2") {
-		t.Fatalf("after w1's heartbeat: w1 alive %v, w2 alive %v", alive("w1"), alive("w2"))
+	if !alive("w1") || !known("w1") {
+		t.Fatal("w1 not alive after its heartbeat")
 	}
-	b.mr.FastForward(30 * time.Second)
-	if alive("w1") {
-		t.Error("w1 alive after its heartbeat's TTL passed")
-	}
-	if err := b.store.Heartbeat(b.ctx, "w1", 30*time.Second); err != nil {
+	stale := float64(time.Now().Add(-time.Minute).Unix())
+	if err := b.client.ZAdd(b.ctx, b.keys.Workers(), redis.Z{Score: stale, Member: "w1"}).Err(); err != nil {
 		t.Fatal(err)
+	}
+	if alive("w1") {
+		t.Error("w1 alive a minute after its last heartbeat")
+	}
+	ancient := float64(time.Now().Add(-48 * time.Hour).Unix())
+	if err := b.client.ZAdd(b.ctx, b.keys.Workers(), redis.Z{Score: ancient, Member: "w-old"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.Heartbeat(b.ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if !alive("w1") || known("w-old") {
+		t.Errorf("after a new heartbeat: w1 alive %v, a worker gone for two days still known %v", alive("w1"), known("w-old"))
 	}
 	if err := b.store.ForgetWorker(b.ctx, "w1"); err != nil {
 		t.Fatal(err)
 	}
-	if alive("w1") {
-		t.Error("w1 alive after ForgetWorker")
+	if known("w1") {
+		t.Error("w1 known after ForgetWorker")
 	}
 	if err := b.store.ForgetWorker(b.ctx, "never-seen"); err != nil {
 		t.Errorf("forgetting an unknown worker: %v", err)
@@ -460,8 +476,9 @@ func TestErrorsAreNotMistakenForAbsence(t *testing.T) {
 		"NextAttempt":  func() error { _, err := b.store.NextAttempt(ctx, "e1"); return err },
 		"BindQueue":    func() error { _, err := b.store.BindQueue(ctx, "e1", "q"); return err },
 		"Queue":        func() error { _, err := b.store.Queue(ctx, "e1"); return err },
-		"Heartbeat":    func() error { return b.store.Heartbeat(ctx, "w", time.Second) },
-		"WorkerAlive":  func() error { _, err := b.store.WorkerAlive(ctx, "w"); return err },
+		"Heartbeat":    func() error { return b.store.Heartbeat(ctx, "w") },
+		"WorkerAlive":  func() error { _, err := b.store.WorkerAlive(ctx, "w", time.Second); return err },
+		"NextFailure":  func() error { _, err := b.store.NextFailure(ctx, "e1"); return err },
 		"ForgetWorker": func() error { return b.store.ForgetWorker(ctx, "w") },
 	}
 	for name, call := range calls {

@@ -18,6 +18,9 @@ var (
 	// ErrImageNotFound: the image is not present where the runtime runs, and
 	// no registry is asked for it. A request naming it is rejected.
 	ErrImageNotFound = errors.New("image not found")
+	// ErrInvalidImage: the image name is not a valid reference. A request
+	// naming it is rejected.
+	ErrInvalidImage = errors.New("invalid image name")
 	// ErrDirty: Reset could not restore a clean sandbox; replace it.
 	ErrDirty = errors.New("sandbox could not be cleaned")
 	// ErrStopped: the sandbox stopped while a command ran in it (its

@@ -31,6 +31,12 @@ type cgroup struct {
 	hostProc bool
 }
 
+// tmpfsBytes is what the container's tmpfs mounts hold (shmem in
+// memory.stat), charged to its memory limit.
+func (cg *cgroup) tmpfsBytes() (uint64, error) {
+	return readKeyed(filepath.Join(filepath.Dir(cg.peak), "memory.stat"), "shmem")
+}
+
 // procs is the cgroup.procs file beside the memory files: every process of
 // the container.
 func (cg *cgroup) procs() string { return filepath.Join(filepath.Dir(cg.peak), "cgroup.procs") }

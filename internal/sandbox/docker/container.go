@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type Container struct {
 	image     string
 	limits    sandbox.Limits
 	cgroup    *cgroup // nil when the host's cgroups cannot be read
+	initPid   int     // host PID of the container's init
 	workspace workspaceState
 }
 
@@ -119,12 +121,10 @@ func (c *Container) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outco
 	stdout.flush()
 	var ooms uint64
 	out.Resources, ooms = acct.end()
-	if code == 137 || code < 0 {
-		// Killed: by the memory limit, by itself, or with the whole
-		// container from outside, which is no outcome of the command.
-		if running, err := c.running(ctx); err == nil && !running {
-			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], sandbox.ErrStopped)
-		}
+	if (code == 137 || code < 0) && !out.OOMKilled && c.stopped(ctx) {
+		// Killed with the whole container, from outside: no outcome of
+		// the command.
+		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], sandbox.ErrStopped)
 	}
 	switch {
 	case ooms > 0:
@@ -155,6 +155,49 @@ func (c *Container) kill(ctx context.Context) error {
 	return nil
 }
 
+// stopped reports whether the container is stopping or gone. Killing a
+// container kills its init first, and the kernel then kills every other
+// process in it: when a command was SIGKILLed with its container, the
+// init is already dead. Without the host's /proc, the engine is asked for
+// a while, since it marks a killed container stopped only a moment after
+// its processes die.
+func (c *Container) stopped(ctx context.Context) bool {
+	if c.cgroup != nil && c.cgroup.hostProc && c.initPid > 0 {
+		return !processAlive(c.initPid, c.id)
+	}
+	for range 20 {
+		if running, err := c.running(ctx); err == nil && !running {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// processAlive reports whether host PID pid is a live (not zombie) process
+// of the container id.
+func processAlive(pid int, id string) bool {
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil || !strings.Contains(string(cg), id) {
+		return false
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(status)) {
+		if state, ok := strings.CutPrefix(line, "State:"); ok {
+			state = strings.TrimSpace(state)
+			return !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
+		}
+	}
+	return false
+}
+
 func (c *Container) running(ctx context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.rt.cfg.APITimeout)
 	defer cancel()
@@ -175,6 +218,10 @@ func (c *Container) oomKilled(ctx context.Context) bool {
 	return err == nil && info.State != nil && info.State.OOMKilled
 }
 
+// deferWipeBytes is the most the tmpfs mounts may hold for their wipe to
+// wait for the next execution.
+const deferWipeBytes = 8 << 20
+
 // resetTimeout bounds a reset. The engine holds a container's next exec
 // for up to 2s while a previous one's output is still held open by a
 // leftover process, so a reset may wait that long before it starts.
@@ -184,13 +231,18 @@ const resetTimeout = 15 * time.Second
 // writable directories. See sandbox.Sandbox.
 //
 // When the host's cgroup and /proc show that no process of the user is
-// left, no exec is needed now: the files are wiped by the next execution's
-// first exec, before anything else runs. Otherwise a reset exec kills the
-// leftovers and wipes at once.
+// left, and the tmpfs mounts hold little, no exec is needed now: the files
+// are wiped by the next execution's first exec, before anything else runs.
+// Otherwise a reset exec kills the leftovers and wipes at once, so that a
+// full tmpfs, which is charged to the memory limit, never reaches the next
+// execution.
 func (c *Container) Reset(ctx context.Context) error {
 	if c.cgroup != nil {
-		if n, err := c.cgroup.userProcesses(); err == nil && n == 0 {
-			return nil
+		n, err := c.cgroup.userProcesses()
+		if err == nil && n == 0 {
+			if held, err := c.cgroup.tmpfsBytes(); err == nil && held <= deferWipeBytes {
+				return nil
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, resetTimeout)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -166,6 +167,9 @@ const imageCacheFor = 30 * time.Second
 // wrapping sandbox.ErrImageNotFound when it is not, and another error when
 // the engine cannot tell.
 func (r *Runtime) CheckImage(ctx context.Context, img string) error {
+	if _, err := reference.ParseNormalizedNamed(img); err != nil {
+		return fmt.Errorf("image %q: %w: %v", img, sandbox.ErrInvalidImage, err)
+	}
 	r.mu.Lock()
 	seen, ok := r.images[img]
 	r.mu.Unlock()
@@ -177,6 +181,9 @@ func (r *Runtime) CheckImage(ctx context.Context, img string) error {
 	if _, err := r.client.ImageInspect(ctx, img); err != nil {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %q: %w on the worker's Docker engine (no registry is asked)", img, sandbox.ErrImageNotFound)
+		}
+		if errdefs.IsInvalidArgument(err) {
+			return fmt.Errorf("image %q: %w: %v", img, sandbox.ErrInvalidImage, err)
 		}
 		return fmt.Errorf("inspect image %q: %w", img, err)
 	}
@@ -240,11 +247,12 @@ func (r *Runtime) start(ctx context.Context, id, img string) (*Container, error)
 		}
 	}
 	return &Container{
-		rt:     r,
-		id:     id,
-		image:  img,
-		limits: r.cfg.Limits,
-		cgroup: cg,
+		rt:      r,
+		id:      id,
+		image:   img,
+		limits:  r.cfg.Limits,
+		cgroup:  cg,
+		initPid: info.State.Pid,
 	}, nil
 }
 

@@ -1,0 +1,845 @@
+//go:build chaos
+
+package chaos_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/producer"
+	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
+)
+
+// env is one Redis deployment and the clients the tests use on it.
+type env struct {
+	url    string
+	rc     *redis.Client
+	prod   *producer.Client
+	store  *rdb.Store
+	insp   *asynq.Inspector
+	docker *client.Client
+}
+
+// newEnv starts a redis-server of the test's own (no persistence) and
+// connects to it and to the Docker engine.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	return envOn(t, r.Addr)
+}
+
+// envOn connects to the Redis at addr and to the Docker engine.
+func envOn(t *testing.T, addr string) *env {
+	t.Helper()
+	dc := testutil.Docker(t)
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rc.Close() })
+	return &env{
+		url:    "redis://" + addr + "/0",
+		rc:     rc,
+		prod:   producer.New(rc, producer.Options{}),
+		store:  rdb.New(rc, tasks.Keys{}, 0),
+		insp:   asynq.NewInspectorFromRedisClient(rc),
+		docker: dc,
+	}
+}
+
+func sh(script string) []string { return []string{"sh", "-c", script} }
+
+// submit submits req and returns its ID.
+func (e *env) submit(t *testing.T, req tasks.ExecRequest) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := e.prod.Submit(ctx, req)
+	if err != nil {
+		t.Fatalf("submit %q: %v", req.Cmd, err)
+	}
+	return id
+}
+
+// wait waits up to d for the result of id.
+func (e *env) wait(t *testing.T, id string, d time.Duration) *tasks.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	res, err := e.prod.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s (up to %s): %v", id, d, err)
+	}
+	return res
+}
+
+// run submits req and waits for its result, up to its timeout plus a
+// minute, and returns how long that took from Submit to Wait's return.
+func (e *env) run(t *testing.T, req tasks.ExecRequest) (*tasks.Result, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	id := e.submit(t, req)
+	res := e.wait(t, id, req.Timeout+time.Minute)
+	return res, time.Since(start)
+}
+
+// events returns the stream of id.
+func (e *env) events(t *testing.T, id string) []tasks.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events, err := e.store.Events(ctx, id, "-", "+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// starts decodes the started events of a stream.
+func starts(t *testing.T, events []tasks.Event) []tasks.StartedData {
+	t.Helper()
+	var out []tasks.StartedData
+	for _, ev := range events {
+		if ev.Type == tasks.EventStarted {
+			d, err := ev.Started()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// streamed concatenates the data of a stream's events of one type.
+func streamed(events []tasks.Event, typ tasks.EventType) string {
+	var b strings.Builder
+	for _, ev := range events {
+		if ev.Type == typ {
+			b.Write(ev.Data)
+		}
+	}
+	return b.String()
+}
+
+func countType(events []tasks.Event, typ tasks.EventType) int {
+	n := 0
+	for _, ev := range events {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// waitEvent follows id until an event satisfies ok, for up to d.
+func (e *env) waitEvent(t *testing.T, id string, d time.Duration, ok func(tasks.Event) bool) tasks.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for ev, err := range e.prod.Follow(ctx, id, "") {
+		if err != nil {
+			t.Fatalf("follow %s: %v", id, err)
+		}
+		if ok(ev) {
+			return ev
+		}
+	}
+	t.Fatalf("the stream of %s ended without the event waited for", id)
+	return tasks.Event{}
+}
+
+func isType(typ tasks.EventType) func(tasks.Event) bool {
+	return func(ev tasks.Event) bool { return ev.Type == typ }
+}
+
+// taskInfo returns asynq's record of the execution's task.
+func (e *env) taskInfo(t *testing.T, queue, id string) *asynq.TaskInfo {
+	t.Helper()
+	info, err := e.insp.GetTaskInfo(queue, id)
+	if err != nil {
+		t.Fatalf("asynq task %s in %s: %v", id, queue, err)
+	}
+	return info
+}
+
+// enqueueRaw enqueues a payload past the producer's checks, as a broken or
+// hostile producer would, and binds its queue so that Wait finds it. The
+// task is kept an hour after it completes, so that asynq's record of how it
+// was processed can be read.
+func (e *env) enqueueRaw(t *testing.T, id string, payload []byte) {
+	t.Helper()
+	c := asynq.NewClientFromRedisClient(e.rc)
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload),
+		asynq.TaskID(id), asynq.MaxRetry(3), asynq.Retention(time.Hour), asynq.Timeout(5*time.Minute)); err != nil {
+		t.Fatalf("enqueue %s: %v", id, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.store.BindQueue(ctx, id, "default"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cleanScript runs as the first execution after a hostile one and reports
+// whatever differs from a fresh sandbox: the limits, the user, the working
+// directory, anything in the writable directories, any leak marker anywhere
+// on the file system, and any process of the user but its own. The process
+// scan is last and uses shell builtins only, so that the script's own
+// helpers have exited.
+const cleanScript = `
+read -r mem 2>/dev/null </sys/fs/cgroup/memory/memory.limit_in_bytes || read -r mem 2>/dev/null </sys/fs/cgroup/memory.max || mem=unknown
+read -r pids 2>/dev/null </sys/fs/cgroup/pids/pids.max || read -r pids 2>/dev/null </sys/fs/cgroup/pids.max || pids=unknown
+echo "mem $mem"
+echo "pids $pids"
+uid=$(id -u)
+[ "$uid" = 1000 ] || echo "uid $uid"
+[ "$PWD" = /workspace ] || echo "pwd $PWD"
+[ "$HOME" = /workspace ] || echo "home $HOME"
+for d in /workspace /tmp /dev/shm /dev/mqueue; do
+	[ -d "$d" ] || continue
+	for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		echo "left: $f"
+	done
+done
+find / \( -path /proc -o -path /sys \) -prune -o -name '*execq-chaos-leak*' -print 2>/dev/null | while read -r f; do echo "marker: $f"; done
+for s in /proc/[0-9]*/status; do
+	[ "$s" = "/proc/$$/status" ] && continue
+	name= puid=
+	while read -r k v _; do
+		case "$k" in
+		Name:) name=$v ;;
+		Uid:) puid=$v; break ;;
+		esac
+	done 2>/dev/null <"$s"
+	[ "$puid" = 1000 ] && echo "process: ${s#/proc/} $name"
+done
+echo clean
+`
+
+// cleanWant is what cleanScript prints in a fresh sandbox with the
+// worker's default limits (256 MiB, 256 processes).
+const cleanWant = "mem 268435456\npids 256\nclean\n"
+
+// followUp runs cleanScript on queue (the same pool as the case before it)
+// and checks that it behaves as the first execution of a fresh sandbox
+// would: it succeeds, first time, and sees nothing of what ran before.
+func (e *env) followUp(t *testing.T, c *caseRecord, queue, wantWorker string) *tasks.Result {
+	t.Helper()
+	res, elapsed := e.run(t, tasks.ExecRequest{Queue: queue, Cmd: sh(cleanScript), Timeout: 20 * time.Second})
+	if res.Status != tasks.StatusSucceeded || res.ExitCode != 0 || res.Attempt != 1 {
+		t.Errorf("follow-up: status %s exit %d attempt %d error %q stderr %q; want succeeded 0 at the first attempt",
+			res.Status, res.ExitCode, res.Attempt, res.Error, res.Stderr)
+	}
+	if res.Stdout != cleanWant || res.Stderr != "" {
+		t.Errorf("follow-up does not see a fresh sandbox:\n%s\nstderr: %q\nwant:\n%s", res.Stdout, res.Stderr, cleanWant)
+	}
+	if wantWorker != "" && res.Worker != wantWorker {
+		t.Errorf("follow-up ran on worker %q, want %q", res.Worker, wantWorker)
+	}
+	if c != nil {
+		verdict := "clean"
+		if res.Status != tasks.StatusSucceeded || res.Attempt != 1 || res.Stdout != cleanWant {
+			verdict = fmt.Sprintf("NOT clean (%s, attempt %d)", res.Status, res.Attempt)
+		}
+		c.figure(t, "follow-up %s in %s", verdict, elapsed.Round(time.Millisecond))
+	}
+	return res
+}
+
+// boundCheck checks that a hostile case ended within its timeout plus one
+// second, the time it waited in the queue aside (QueuedMs, from the
+// submission to the start of its attempt).
+func boundCheck(t *testing.T, c *caseRecord, res *tasks.Result, elapsed, timeout time.Duration) {
+	t.Helper()
+	queued := time.Duration(res.QueuedMs) * time.Millisecond
+	bound := timeout + time.Second + queued
+	c.figure(t, "%s in %s (queued %s, bound %s)", res.Status, elapsed.Round(time.Millisecond), queued, bound.Round(time.Millisecond))
+	if elapsed > bound {
+		t.Errorf("the result came %s after Submit; the bound is the %s timeout + 1s + %s queued = %s",
+			elapsed.Round(time.Millisecond), timeout, queued, bound.Round(time.Millisecond))
+	}
+}
+
+// workerOpts configure an `execq worker` child process.
+type workerOpts struct {
+	label    string // the worker is named chaos-<run>-<label>
+	poolSize int
+	queues   string
+	env      []string // added to the environment (DOCKER_HOST=…)
+	args     []string // more flags
+	metrics  bool     // serve --metrics-addr on a free loopback port
+	noWarm   bool     // do not wait for the pool to be warm
+}
+
+// workerProc is an `execq worker` child process.
+type workerProc struct {
+	name        string
+	logPath     string
+	metricsAddr string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	waitErr     error
+}
+
+// startWorker starts `execq worker` on e's Redis and, unless told not to,
+// waits until its pool is warm. The process is stopped (SIGTERM, then
+// SIGKILL) and every container labelled with its name removed when the
+// test ends; its log is shown when the test failed.
+func startWorker(t *testing.T, e *env, o workerOpts) *workerProc {
+	t.Helper()
+	needBinary(t)
+	if o.poolSize == 0 {
+		o.poolSize = 1
+	}
+	w := &workerProc{name: ownerPrefix() + o.label, exited: make(chan struct{})}
+	args := []string{"worker", "--redis", e.url, "--name", w.name, "--pool-size", strconv.Itoa(o.poolSize),
+		"--shutdown-timeout", "5s", "--log-level", "info"}
+	if o.queues != "" {
+		args = append(args, "--queues", o.queues)
+	}
+	if o.metrics {
+		w.metricsAddr = freeAddr(t)
+		args = append(args, "--metrics-addr", w.metricsAddr)
+	}
+	args = append(args, o.args...)
+	w.logPath = filepath.Join(t.TempDir(), w.name+".log")
+	logf, err := os.Create(w.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cmd = exec.Command(execqBin, args...)
+	w.cmd.Env = append(os.Environ(), o.env...)
+	w.cmd.Stdout, w.cmd.Stderr = logf, logf
+	if err := w.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", w.name, err)
+	}
+	go func() {
+		w.waitErr = w.cmd.Wait()
+		logf.Close()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		w.stop(30 * time.Second)
+		if n := removeOwned(e.docker, w.name); n > 0 {
+			t.Logf("removed %d containers of %s at cleanup", n, w.name)
+		}
+		if t.Failed() {
+			t.Logf("log of %s (last 60 lines):\n%s", w.name, tail(w.log(), 60))
+		}
+	})
+	w.waitLog(t, "worker started", time.Minute)
+	if !o.noWarm {
+		w.waitContainers(t, e.docker, o.poolSize, time.Minute)
+	}
+	return w
+}
+
+// stop sends SIGTERM and waits up to grace for the process to exit, then
+// kills it. It reports whether the process exited by itself.
+func (w *workerProc) stop(grace time.Duration) bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.exited:
+		return true
+	case <-time.After(grace):
+	}
+	_ = w.cmd.Process.Kill()
+	<-w.exited
+	return false
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (w *workerProc) kill() {
+	_ = w.cmd.Process.Kill()
+	<-w.exited
+}
+
+func (w *workerProc) running() bool {
+	select {
+	case <-w.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (w *workerProc) log() string {
+	b, _ := os.ReadFile(w.logPath)
+	return string(b)
+}
+
+// waitLog waits up to d for substr to appear in the worker's log.
+func (w *workerProc) waitLog(t *testing.T, substr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(w.log(), substr) {
+		if !w.running() {
+			t.Fatalf("%s exited (%v) before logging %q:\n%s", w.name, w.waitErr, substr, tail(w.log(), 40))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q within %s:\n%s", w.name, substr, d, tail(w.log(), 40))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitContainers waits up to d until the worker has n running containers.
+func (w *workerProc) waitContainers(t *testing.T, dc *client.Client, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		running := 0
+		for _, c := range ownedContainers(t, dc, w.name) {
+			if c.State == "running" {
+				running++
+			}
+		}
+		if running >= n {
+			return
+		}
+		if !w.running() {
+			t.Fatalf("%s exited (%v) while warming:\n%s", w.name, w.waitErr, tail(w.log(), 40))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d running containers after %s, want %d:\n%s", w.name, running, d, n, tail(w.log(), 40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// settle waits up to d until the worker holds exactly n containers, all
+// running: the ones it replaced are gone.
+func (w *workerProc) settle(t *testing.T, dc *client.Client, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		list := ownedContainers(t, dc, w.name)
+		running := 0
+		for _, c := range list {
+			if c.State == "running" {
+				running++
+			}
+		}
+		if len(list) == n && running == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			var desc []string
+			for _, c := range list {
+				desc = append(desc, fmt.Sprintf("%.12s %s", c.ID, c.State))
+			}
+			t.Errorf("%s holds containers %v %s after the case, want %d running and nothing else", w.name, desc, d, n)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// status reads a field (VmHWM, VmRSS) of the worker's /proc status, in
+// bytes.
+func (w *workerProc) status(t *testing.T, field string) int64 {
+	t.Helper()
+	return procStatus(t, fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid), field)
+}
+
+func procStatus(t *testing.T, path, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in %s", field, path)
+	return 0
+}
+
+// metric reads a metric without labels from the worker's /metrics.
+func (w *workerProc) metric(t *testing.T, name string) (float64, bool) {
+	t.Helper()
+	body, _, err := httpGet("http://" + w.metricsAddr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// healthz returns the worker's /healthz status code and body.
+func (w *workerProc) healthz() (int, string) {
+	body, code, err := httpGet("http://" + w.metricsAddr + "/healthz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	return code, strings.TrimSpace(body)
+}
+
+func httpGet(url string) (string, int, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode, err
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// ownedContainers lists the containers, running or not, labelled with
+// owner.
+func ownedContainers(t *testing.T, dc *client.Client, owner string) []container.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := dc.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", docker.LabelOwner+"="+owner)),
+	})
+	if err != nil {
+		t.Fatalf("list containers of %s: %v", owner, err)
+	}
+	return list
+}
+
+// removeOwned force-removes the containers labelled with owner and returns
+// how many there were.
+func removeOwned(dc *client.Client, owner string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := dc.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", docker.LabelOwner+"="+owner)),
+	})
+	if err != nil {
+		return 0
+	}
+	for _, c := range list {
+		_ = dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	return len(list)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// inProcessWorker is a worker.Worker in the test process, for what the
+// CLI cannot configure (a small MaxPayloadBytes).
+type inProcessWorker struct {
+	name string
+	w    *worker.Worker
+	log  *lockedBuffer
+}
+
+// startInProcessWorker starts a worker with pool size 1 on e's Redis and
+// the Docker engine and waits until it is warm. It is shut down at the end
+// of the test, which fails if a container is left behind.
+func startInProcessWorker(t *testing.T, e *env, label string, limits tasks.Limits) *inProcessWorker {
+	t.Helper()
+	ip := &inProcessWorker{name: ownerPrefix() + label, log: &lockedBuffer{}}
+	log := slog.New(slog.NewTextHandler(ip.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt, err := docker.New(e.docker, docker.Config{Owner: ip.name, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip.w, err = worker.New(worker.Config{
+		Redis:           e.rc,
+		Runtime:         rt,
+		Name:            ip.name,
+		Image:           testutil.SandboxImage,
+		PoolSize:        1,
+		Limits:          limits,
+		ShutdownTimeout: 5 * time.Second,
+		Logger:          log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := ip.w.Start(ctx); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := ip.w.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if n := removeOwned(e.docker, ip.name); n > 0 {
+			t.Errorf("%d containers of %s left behind after its shutdown", n, ip.name)
+		}
+		if t.Failed() {
+			t.Logf("log of %s (last 60 lines):\n%s", ip.name, tail(ip.log.String(), 60))
+		}
+	})
+	if err := ip.w.WaitWarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ip
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// ownRedis is a redis-server this package starts itself, with the AOF on
+// when asked, so that it can be stopped and started again on the same port
+// and directory with its data.
+type ownRedis struct {
+	addr    string
+	dir     string
+	port    int
+	aof     bool
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logPath string
+}
+
+func startOwnRedis(t *testing.T, aof bool) *ownRedis {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r := &ownRedis{port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(), aof: aof}
+	r.logPath = filepath.Join(r.dir, "redis.log")
+	r.start(t)
+	t.Cleanup(func() { r.stop(syscall.SIGKILL) })
+	return r
+}
+
+func (r *ownRedis) start(t *testing.T) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not installed: %v", err)
+	}
+	aof := "no"
+	if r.aof {
+		aof = "yes"
+	}
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--dir", r.dir, "--save", "", "--appendonly", aof, "--appendfsync", "always",
+		"--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", r.logPath)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	r.exited = make(chan struct{})
+	cmd, exited := r.cmd, r.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	c := redis.NewClient(&redis.Options{Addr: r.addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer: %v", r.addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop signals the server and waits for it to exit (SIGTERM saves the AOF
+// first); it kills it after 10s.
+func (r *ownRedis) stop(sig syscall.Signal) {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(sig)
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+	r.cmd = nil
+}
+
+// sockProxy forwards a unix socket to another, and can be brought down
+// (its socket gone, every connection cut) and up again: a container engine
+// that goes away and returns, while the real one keeps serving the other
+// tests.
+type sockProxy struct {
+	path, target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+func newSockProxy(t *testing.T, path, target string) *sockProxy {
+	p := &sockProxy{path: path, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *sockProxy) up(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return
+	}
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
+		t.Fatalf("proxy listen on %s: %v", p.path, err)
+	}
+	p.ln = ln
+	p.wg.Add(1)
+	go p.serve(ln)
+}
+
+func (p *sockProxy) serve(ln net.Listener) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if !p.track(c) {
+			c.Close()
+			return
+		}
+		p.wg.Add(1)
+		go p.pipe(c)
+	}
+}
+
+func (p *sockProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *sockProxy) untrack(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		delete(p.conns, c)
+		c.Close()
+	}
+}
+
+// pipe copies both ways, passing half-closes on (the engine's hijacked
+// attach connections rely on them).
+func (p *sockProxy) pipe(c net.Conn) {
+	defer p.wg.Done()
+	u, err := net.DialTimeout("unix", p.target, 5*time.Second)
+	if err != nil {
+		p.untrack(c)
+		return
+	}
+	if !p.track(u) {
+		p.untrack(c, u)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(u, c)
+		_ = u.(*net.UnixConn).CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(c, u)
+	_ = c.(*net.UnixConn).CloseWrite()
+	<-done
+	p.untrack(c, u)
+}
+
+// down closes the socket (removing its file) and cuts every connection.
+func (p *sockProxy) down() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
