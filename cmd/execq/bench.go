@@ -67,5 +67,6 @@ figures as JSON.`,
 	f.IntVar(&cfg.Burst, "burst", 100, "executions submitted at once")
 	f.StringVar(&bigOutput, "big-output", "100000000", "bytes the big-output execution writes (sizes like 100m are powers of 1024)")
 	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
+	f.StringArrayVar(&cfg.WorkerArgs, "worker-arg", nil, "add this argument to every worker's command line, e.g. --worker-arg=--task-check-interval=2ms")
 	return cmd
 }

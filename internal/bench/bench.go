@@ -6,10 +6,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"time"
@@ -42,6 +44,9 @@ type Config struct {
 	// BigOutputBytes is what the big-output execution writes. Defaults to
 	// 100 MB.
 	BigOutputBytes int64
+	// WorkerArgs are added to every `execq worker` command line, to
+	// measure other settings (e.g. --task-check-interval 2ms).
+	WorkerArgs []string
 	// Progress receives a line per phase; nil discards them.
 	Progress io.Writer
 }
@@ -71,11 +76,16 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+func (c Config) workerArgs() []string {
+	return append([]string{"--image", c.Image}, c.WorkerArgs...)
+}
+
 // Report holds every figure of a run.
 type Report struct {
 	Machine    Machine         `json:"machine"`
 	Baseline   Baseline        `json:"baseline"`
 	EndToEnd   EndToEnd        `json:"endToEnd"`
+	CLI        CLI             `json:"cli"`
 	Throughput []ThroughputRun `json:"throughput"`
 	Burst      Burst           `json:"burst"`
 	BigOutput  BigOutput       `json:"bigOutput"`
@@ -114,6 +124,14 @@ type EndToEnd struct {
 	FirstByteX     float64 `json:"firstByteP50RatioToBaseline"`
 	AddedP50Ms     float64 `json:"addedP50Ms"`
 	WorkerPoolSize int     `json:"workerPoolSize"`
+}
+
+// CLI compares `execq run -- true` with `docker exec C true`, each a
+// process started from scratch, as a person or an agent's shell runs them.
+type CLI struct {
+	DockerExec Latency `json:"dockerExec"`
+	ExecqRun   Latency `json:"execqRun"`
+	Ratio      float64 `json:"execqRunP50RatioToDockerExec"`
 }
 
 // ThroughputRun drains N executions of `true` at one worker concurrency.
@@ -164,6 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &Report{Config: map[string]any{
 		"samples": cfg.Samples, "throughput": cfg.Throughput, "concurrency": cfg.Concurrency,
 		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image,
+		"workerArgs": cfg.WorkerArgs,
 	}}
 	dir, err := os.MkdirTemp("", "execq-bench-")
 	if err != nil {
@@ -194,13 +213,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	client := producer.New(redisSrv.client, producer.Options{})
 
 	progress("end to end: Submit→Wait and Submit→first byte, %d each, worker pool 4", cfg.Samples)
-	w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, 4, "--image", cfg.Image)
+	w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, 4, cfg.workerArgs()...)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.runEndToEnd(ctx, client, redisSrv, w, cfg); err != nil {
 		w.stop()
 		return nil, fmt.Errorf("end to end: %w", err)
+	}
+	progress("cli: execq run -- true and docker exec of true, %d each, interleaved", max(cfg.Samples/2, 1))
+	if err := r.runCLI(ctx, cli, redisSrv.url, cfg); err != nil {
+		w.stop()
+		return nil, fmt.Errorf("cli: %w", err)
 	}
 	progress("burst: %d at once, worker pool 4", cfg.Burst)
 	if err := r.runBurst(ctx, client, cfg, 4); err != nil {
@@ -216,7 +240,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	for _, c := range cfg.Concurrency {
 		progress("throughput: %d executions of true at concurrency %d", cfg.Throughput, c)
-		w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, c, "--image", cfg.Image)
+		w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, c, cfg.workerArgs()...)
 		if err != nil {
 			return nil, err
 		}
@@ -400,6 +424,48 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 	return nil
 }
 
+// runCLI times the two commands alternately, in a container made by
+// execq's runtime for docker exec.
+func (r *Report) runCLI(ctx context.Context, cli *client.Client, redisURL string, cfg Config) error {
+	dockerBin, err := exec.LookPath("docker")
+	if err != nil {
+		return errors.New("the docker command is not installed")
+	}
+	rt, err := docker.New(cli, docker.Config{Owner: fmt.Sprintf("bench-cli-%d", os.Getpid()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	sb, err := rt.Create(ctx, cfg.Image)
+	if err != nil {
+		return err
+	}
+	defer rt.Remove(context.WithoutCancel(ctx), sb.ID())
+	timed := func(name string, args ...string) (time.Duration, error) {
+		t := time.Now()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("%s %v: %v: %s", name, args, err, out)
+		}
+		return time.Since(t), nil
+	}
+	var dockerRuns, execqRuns []time.Duration
+	for range max(cfg.Samples/2, 1) {
+		d, err := timed(dockerBin, "exec", "-u", "1000:1000", sb.ID(), "true")
+		if err != nil {
+			return err
+		}
+		dockerRuns = append(dockerRuns, d)
+		d, err = timed(cfg.Exe, "run", "--redis", redisURL, "--", "true")
+		if err != nil {
+			return err
+		}
+		execqRuns = append(execqRuns, d)
+	}
+	r.CLI = CLI{DockerExec: summarize(dockerRuns), ExecqRun: summarize(execqRuns)}
+	r.CLI.Ratio = ratio(r.CLI.ExecqRun.P50, r.CLI.DockerExec.P50)
+	return nil
+}
+
 func submitWait(ctx context.Context, client *producer.Client, cmd []string) (*tasks.Result, error) {
 	id, err := client.Submit(ctx, tasks.ExecRequest{Cmd: cmd})
 	if err != nil {
@@ -573,6 +639,10 @@ func (r *Report) Markdown(w io.Writer) {
 		e.SubmitWait.N, e.SubmitWait.P50, e.SubmitWait.P90, e.SubmitWait.P99, e.SubmitWaitX, e.AddedP50Ms)
 	p("| execq Submit→first stdout byte of `echo hi` (Follow) | %d | %.1f ms | %.1f ms | %.1f ms | %.2f |\n\n",
 		e.FirstByte.N, e.FirstByte.P50, e.FirstByte.P90, e.FirstByte.P99, e.FirstByteX)
+	cl := r.CLI
+	p("| command, started from a shell | n | p50 | p90 | p99 | ratio to `docker exec` p50 |\n|---|---|---|---|---|---|\n")
+	p("| `docker exec C true` (the Docker CLI) | %d | %.1f ms | %.1f ms | %.1f ms | 1.00 |\n", cl.DockerExec.N, cl.DockerExec.P50, cl.DockerExec.P90, cl.DockerExec.P99)
+	p("| `execq run -- true` | %d | %.1f ms | %.1f ms | %.1f ms | %.2f |\n\n", cl.ExecqRun.N, cl.ExecqRun.P50, cl.ExecqRun.P90, cl.ExecqRun.P99, cl.Ratio)
 	p("| throughput of `true` | n | drain | executions/s | ratio to baseline at 4 in parallel (%.1f/s) | worker peak RSS |\n|---|---|---|---|---|---|\n", b.Rate4)
 	p("| baseline, 1 at a time | %d | | %.1f/s | %.2f | |\n", b.Sequential.N, b.Rate1, ratio(b.Rate1, b.Rate4))
 	p("| baseline, 4 in parallel | %d | | %.1f/s | 1.00 | |\n", b.N4, b.Rate4)
