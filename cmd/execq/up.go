@@ -41,12 +41,18 @@ default address is the one execq run looks at by default.`,
 			if !cmd.Flags().Changed("redis") && os.Getenv("EXECQ_REDIS_URL") == "" {
 				mr := miniredis.NewMiniRedis()
 				if err := mr.StartAddr(embeddedAddr); err != nil {
-					return fmt.Errorf("embedded Redis cannot listen on %s (%v); if a Redis server runs there, use it: execq up --redis redis://%s/0", embeddedAddr, err, embeddedAddr)
+					// A Redis server already there (a system one, say) serves as well.
+					url = "redis://" + embeddedAddr + "/0"
+					if !redisAnswers(ctx, url) {
+						return fmt.Errorf("embedded Redis cannot listen on %s: %v; give another --embedded-addr, or --redis", embeddedAddr, err)
+					}
+					log.Info("a Redis server already listens on the embedded address; using it", "redis", url)
+				} else {
+					defer mr.Close()
+					go tickTTLs(ctx, mr)
+					url = "redis://" + mr.Addr() + "/0"
+					log.Warn("using an embedded Redis: it keeps nothing on restart; give --redis for a real one", "redis", url)
 				}
-				defer mr.Close()
-				go tickTTLs(ctx, mr)
-				url = "redis://" + mr.Addr() + "/0"
-				log.Warn("using an embedded Redis: it keeps nothing on restart; give --redis for a real one", "redis", url)
 			}
 			ropts, err := redis.ParseURL(url)
 			if err != nil {
@@ -86,6 +92,19 @@ default address is the one execq run looks at by default.`,
 	df.register(cmd.Flags(), "dashboard-addr")
 	cmd.Flags().StringVar(&embeddedAddr, "embedded-addr", "127.0.0.1:6379", "address of the embedded Redis")
 	return cmd
+}
+
+// redisAnswers reports whether a Redis server answers at url.
+func redisAnswers(ctx context.Context, url string) bool {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return false
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err() == nil
 }
 
 // tickTTLs makes the embedded Redis expire keys as time passes; it only
