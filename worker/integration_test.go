@@ -538,7 +538,7 @@ func TestNothingLeftBetweenExecutions(t *testing.T) {
 	if first.Status != tasks.StatusSucceeded {
 		t.Fatalf("first: %s %s", first.Status, first.Stderr)
 	}
-	second := b.run(t, tasks.ExecRequest{Cmd: sh(`ls -A /workspace /tmp /dev/shm; ps -o user,args | grep '^sandbox' | grep -v -e ps -e grep -e 'sh -c'; true`)})
+	second := b.run(t, tasks.ExecRequest{Cmd: sh("ls -A /workspace /tmp /dev/shm\n" + testutil.LeftoverScript)})
 	if want := "/dev/shm:\n\n/tmp:\n\n/workspace:\n"; second.Stdout != want {
 		t.Errorf("the second execution sees:\n%s", second.Stdout)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/hibiken/asynq"
 
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -108,8 +108,8 @@ func TestRedisRestart(t *testing.T) {
 	for _, outage := range []time.Duration{0, 3 * time.Second} {
 		t.Run(fmt.Sprintf("down_%s", outage), func(t *testing.T) {
 			c := track(t, "failure", true)
-			r := startOwnRedis(t, true)
-			e := envOn(t, r.addr)
+			r := testutil.StartRedisWith(t, testutil.RedisOptions{AOF: true})
+			e := envOn(t, r.Addr)
 			w := startWorker(t, e, workerOpts{label: "redis", poolSize: 1})
 			id := e.submit(t, tasks.ExecRequest{Cmd: sh(`for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.3; done`), Timeout: time.Minute})
 			var out strings.Builder
@@ -121,9 +121,9 @@ func TestRedisRestart(t *testing.T) {
 			})
 
 			stopAt := time.Now()
-			r.stop(syscall.SIGTERM)
+			r.Stop()
 			time.Sleep(outage)
-			r.start(t)
+			r.Start(t)
 			restarted := time.Now()
 			c.figure(t, "redis down for %s (SIGTERM, AOF, start on the same port)", restarted.Sub(stopAt).Round(time.Millisecond))
 
@@ -168,8 +168,8 @@ func TestRedisRestartWhileFollowing(t *testing.T) {
 	for _, outage := range []time.Duration{0, 3 * time.Second} {
 		t.Run(fmt.Sprintf("down_%s", outage), func(t *testing.T) {
 			c := track(t, "failure", true)
-			r := startOwnRedis(t, true)
-			e := envOn(t, r.addr)
+			r := testutil.StartRedisWith(t, testutil.RedisOptions{AOF: true})
+			e := envOn(t, r.Addr)
 			w := startWorker(t, e, workerOpts{label: "redis-follow", poolSize: 1})
 			id := e.submit(t, tasks.ExecRequest{Cmd: sh(`echo begun; sleep 5; echo end`), Timeout: time.Minute})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -185,9 +185,9 @@ func TestRedisRestartWhileFollowing(t *testing.T) {
 				got = append(got, string(ev.Type))
 				if ev.Type == tasks.EventStdout && !restarted {
 					restarted = true
-					r.stop(syscall.SIGTERM)
+					r.Stop()
 					time.Sleep(outage)
-					r.start(t)
+					r.Start(t)
 				}
 			}
 			if followErr != nil {

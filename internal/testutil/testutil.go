@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,9 +48,19 @@ type Redis struct {
 	Addr   string
 	URL    string
 	Client *redis.Client
+	opts   RedisOptions
+	bin    string
 	cmd    *exec.Cmd
+	exited chan struct{}
 	dir    string
 	port   int
+}
+
+// RedisOptions configure a test's redis-server.
+type RedisOptions struct {
+	// AOF turns the append-only file on (fsync always), so that a Stop and
+	// Start keep the data.
+	AOF bool
 }
 
 // StartRedis starts a redis-server on a free loopback port, with no
@@ -57,14 +68,20 @@ type Redis struct {
 // ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return StartRedisWith(t, RedisOptions{})
+}
+
+// StartRedisWith starts a redis-server as StartRedis does, with opts.
+func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		missing(t, "redis-server is not installed (apt-get install -y redis-server)")
 	}
-	r := &Redis{dir: t.TempDir(), port: freePort(t)}
+	r := &Redis{opts: opts, bin: bin, dir: t.TempDir(), port: freePort(t)}
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
 	r.URL = "redis://" + r.Addr + "/0"
-	r.start(t, bin)
+	r.Start(t)
 	r.Client = redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() {
 		r.Client.Close()
@@ -73,15 +90,25 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
-func (r *Redis) start(t testing.TB, bin string) {
+// Start starts the server again after Stop, on the same port and
+// directory.
+func (r *Redis) Start(t testing.TB) {
 	t.Helper()
-	r.cmd = exec.Command(bin,
+	aof := "no"
+	if r.opts.AOF {
+		aof = "yes"
+	}
+	r.cmd = exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--maxmemory-policy", "noeviction", "--daemonize", "no")
+		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", r.dir,
+		"--maxmemory-policy", "noeviction", "--daemonize", "no",
+		"--logfile", filepath.Join(r.dir, "redis.log"))
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
+	r.exited = make(chan struct{})
+	cmd, exited := r.cmd, r.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -100,22 +127,20 @@ func (r *Redis) start(t testing.TB, bin string) {
 	}
 }
 
-// Stop kills the server; Restart starts it again on the same port.
+// Stop shuts the server down as SIGTERM does (with the AOF on, it keeps
+// the data), and kills it after 10s.
 func (r *Redis) Stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
+	if r.cmd == nil {
+		return
 	}
-}
-
-// Restart stops the server and starts a new one on the same port; what was
-// stored is gone.
-func (r *Redis) Restart(t testing.TB) {
-	t.Helper()
-	r.Stop()
-	bin, _ := exec.LookPath("redis-server")
-	r.start(t, bin)
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+	r.cmd = nil
 }
 
 func freePort(t testing.TB) int {
@@ -179,3 +204,21 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// LeftoverScript prints "process: PID NAME" for every process of uid 1000
+// in the sandbox but the shell running it, reading /proc with builtins only
+// (a ps pipeline would list its own members, some of them mid-exec).
+const LeftoverScript = `
+for s in /proc/[0-9]*/status; do
+	[ "$s" = "/proc/$$/status" ] && continue
+	name= puid=
+	while read -r k v _; do
+		case "$k" in
+		Name:) name=$v ;;
+		Uid:) puid=$v; break ;;
+		esac
+	done 2>/dev/null <"$s"
+	[ "$puid" = 1000 ] && echo "process: ${s#/proc/} $name"
+done
+true
+`
