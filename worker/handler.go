@@ -62,7 +62,6 @@ type execution struct {
 	log     *slog.Logger
 	req     *tasks.ExecRequest
 	res     *tasks.Result
-	lease   *pool.Lease
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -144,7 +143,6 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 		}
 		return e.retry(ctx, err)
 	}
-	e.lease = lease
 	sb := lease.Sandbox()
 	e.log = e.log.With("container", shortID(sb.ID()))
 	replace := ""
