@@ -226,17 +226,7 @@ for d in /workspace /tmp /dev/shm /dev/mqueue; do
 	done
 done
 find / \( -path /proc -o -path /sys \) -prune -o -name '*execq-chaos-leak*' -print 2>/dev/null | while read -r f; do echo "marker: $f"; done
-for s in /proc/[0-9]*/status; do
-	[ "$s" = "/proc/$$/status" ] && continue
-	name= puid=
-	while read -r k v _; do
-		case "$k" in
-		Name:) name=$v ;;
-		Uid:) puid=$v; break ;;
-		esac
-	done 2>/dev/null <"$s"
-	[ "$puid" = 1000 ] && echo "process: ${s#/proc/} $name"
-done
+` + testutil.LeftoverScript + `
 echo clean
 `
 
