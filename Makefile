@@ -47,9 +47,9 @@ test-chaos:
 	EXECQ_CHAOS_SUMMARY=$(CHAOS_SUMMARY) $(GO) test -tags chaos -race -count=1 -timeout 40m ./internal/chaos/
 	@cat $(CHAOS_SUMMARY)
 
-# Unit tests only: no Docker, no redis-server.
+# Unit tests only: no Docker, no redis-server, no browser.
 test-unit:
-	$(GO) test -race -count=1 -short ./tasks/ ./producer/ ./internal/rdb/ ./internal/stream/ ./internal/pool/ ./internal/dashboard/ ./internal/metrics/
+	$(GO) test -race -count=1 -skip 'TestBrowser' ./tasks/ ./producer/ ./internal/rdb/ ./internal/stream/ ./internal/pool/ ./internal/dashboard/ ./internal/metrics/
 	$(GO) test -race -count=1 -run 'TestUnit' ./worker/
 
 # The README's set-up, end to end: a worker, then execq run.

@@ -88,7 +88,7 @@ func (e *execution) process(ctx context.Context) error {
 	}
 	e.res.Image = req.Image
 
-	done, err := e.w.store.HasResult(ctx, e.id)
+	done, canceled, err := e.w.store.Settled(ctx, e.id)
 	if err != nil {
 		return e.retry(ctx, err)
 	}
@@ -96,10 +96,6 @@ func (e *execution) process(ctx context.Context) error {
 		// A second delivery of an execution that has its result.
 		e.log.Info("execution already has a result; not running it again")
 		return nil
-	}
-	canceled, err := e.w.store.Canceled(ctx, e.id)
-	if err != nil {
-		return e.retry(ctx, err)
 	}
 	if canceled {
 		return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")

@@ -23,9 +23,6 @@ import (
 // queue's completed list and on the task's page. The execution runs on the
 // fake runtime: the page is what is under test, not Docker.
 func TestBrowserShowsExecution(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server and chromium")
-	}
 	r := testutil.StartRedis(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	id := finishedExecution(t, ctx, r)

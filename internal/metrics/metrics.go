@@ -43,9 +43,6 @@ func (r *Registry) Register(cs ...prometheus.Collector) error {
 	return nil
 }
 
-// Gatherer is the underlying gatherer, for tests.
-func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
-
 // ServeHTTP serves the metrics in the Prometheus exposition format.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}).ServeHTTP(w, req)

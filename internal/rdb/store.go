@@ -41,9 +41,6 @@ func New(client redis.UniversalClient, keys tasks.Keys, retention time.Duration)
 	return &Store{client: client, keys: keys, retention: retention}
 }
 
-// Client is the Redis client the store uses.
-func (s *Store) Client() redis.UniversalClient { return s.client }
-
 // Keys are the key builders the store uses.
 func (s *Store) Keys() tasks.Keys { return s.keys }
 
@@ -97,6 +94,21 @@ func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 		return false, fmt.Errorf("store result of %s: %w", res.ExecutionID, err)
 	}
 	return n == 1, nil
+}
+
+// Settled reports, in one round trip, whether id has a result and whether
+// it was canceled: what a worker checks before it runs an execution.
+func (s *Store) Settled(ctx context.Context, id string) (done, canceled bool, err error) {
+	var result, cancel *redis.IntCmd
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		result = p.Exists(ctx, s.keys.Result(id))
+		cancel = p.Exists(ctx, s.keys.Cancel(id))
+		return nil
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("check result and cancel of %s: %w", id, err)
+	}
+	return result.Val() == 1, cancel.Val() == 1, nil
 }
 
 // Result returns the stored result of id, or ErrNotFound.

@@ -488,3 +488,24 @@ func TestErrorsAreNotMistakenForAbsence(t *testing.T) {
 		}
 	}
 }
+
+func TestSettled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	check := func(id string, wantDone, wantCanceled bool) {
+		t.Helper()
+		done, canceled, err := b.store.Settled(b.ctx, id)
+		if err != nil || done != wantDone || canceled != wantCanceled {
+			t.Errorf("Settled(%s) = %v, %v, %v; want %v, %v", id, done, canceled, err, wantDone, wantCanceled)
+		}
+	}
+	check("e1", false, false)
+	if err := b.store.MarkCanceled(b.ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	check("e1", false, true)
+	if _, err := b.store.Finalize(b.ctx, &tasks.Result{ExecutionID: "e2", Status: tasks.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	check("e2", true, false)
+}

@@ -348,9 +348,6 @@ func (r *Runtime) List(ctx context.Context) ([]sandbox.Info, error) {
 	return infos, nil
 }
 
-// Owner is the owner name the runtime labels its containers with.
-func (r *Runtime) Owner() string { return r.cfg.Owner }
-
 func short(id string) string {
 	if len(id) > 12 {
 		return id[:12]
