@@ -6,8 +6,10 @@ export PATH := $(PATH):/usr/local/go/bin
 
 .PHONY: build setup sandbox-image run test test-unit test-chaos smoke bench lint clean
 
+# execq, and beside it the static agent it mounts into every sandbox.
 build:
 	$(GO) build -o $(BIN) ./cmd/execq
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/execq-agent ./cmd/execq-agent
 
 # Installs what is missing (redis-server, busybox-static, docker.io), starts
 # dockerd if needed and builds the sandbox image if absent.
@@ -23,6 +25,7 @@ sandbox-image:
 .PHONY: image
 image:
 	CGO_ENABLED=0 $(GO) build -o bin/execq-static ./cmd/execq
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/execq-agent ./cmd/execq-agent
 	docker build -f deploy/Dockerfile -t execq:latest .
 
 # Worker and dashboard in one process, with an embedded Redis on

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/tasks"
 )
@@ -36,16 +38,32 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	if err := c.store.MarkCanceled(ctx, id); err != nil {
 		return err
 	}
-	// Removing fails for a running task: its worker handles the cancel.
 	if err := c.inspector.DeleteTask(queue, id); err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			// Gone already: finished, or its worker finishes it.
+			return nil
+		}
+		info, ierr := c.inspector.GetTaskInfo(queue, id)
+		switch {
+		case errors.Is(ierr, asynq.ErrTaskNotFound):
+			return nil
+		case ierr != nil:
+			return fmt.Errorf("cancel %s: remove it from queue %q: %w", id, queue, err)
+		case info.State == asynq.TaskStatePending, info.State == asynq.TaskStateScheduled, info.State == asynq.TaskStateRetry:
+			// Still waiting: the removal should have worked.
+			return fmt.Errorf("cancel %s: remove it from queue %q: %w", id, queue, err)
+		}
+		// Running (its worker sees the mark and kills it) or done.
 		return nil
 	}
-	_, err = c.store.Finalize(ctx, &tasks.Result{
+	if _, err := c.store.Finalize(ctx, &tasks.Result{
 		ExecutionID: id,
 		Status:      tasks.StatusCanceled,
 		ExitCode:    -1,
 		Error:       "canceled before it started",
 		FinishedAt:  time.Now().UTC(),
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	return c.store.RemovePending(ctx, id)
 }

@@ -26,8 +26,10 @@ var (
 	// ErrFinished: the execution already has its result; it cannot be
 	// canceled.
 	ErrFinished = errors.New("execution already finished")
-	// ErrIDInUse: the ID was submitted before to another queue.
-	ErrIDInUse = errors.New("execution id already used on another queue")
+	// ErrIDConflict: the ID was submitted before with another request, or
+	// to another queue. An ID names one request; a new request needs a new
+	// ID.
+	ErrIDConflict = errors.New("execution id conflict")
 )
 
 // Options configure a Client. Zero values mean the defaults.

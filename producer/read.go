@@ -8,8 +8,6 @@ import (
 	"iter"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/tasks"
 )
@@ -71,7 +69,8 @@ func (c *Client) Wait(ctx context.Context, id string) (*tasks.Result, error) {
 
 // Follow yields the execution's events from after the entry ID from ("" or
 // "0" for the start), as they are written, up to and including its exit
-// event. To resume, pass the ID of the last event seen. It is a deliberate
+// event. Every execution gets one: the workers also end, with a "canceled"
+// or "error" result, executions whose task left its queue without one. To resume, pass the ID of the last event seen. It is a deliberate
 // wait, as long as the execution takes, and ends with ctx (yielding its
 // error). When the stream has expired but the result is kept, a single exit
 // event made from the result is yielded.
@@ -82,7 +81,6 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 			after = "0"
 		}
 		checked := false
-		missing := 0
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(tasks.Event{}, err)
@@ -100,7 +98,6 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 				after = ev.ID
 			}
 			if len(events) > 0 {
-				missing = 0
 				continue
 			}
 			if !checked {
@@ -115,60 +112,8 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 					return
 				}
 			}
-			if err := c.endIfRemoved(ctx, id, &missing); err != nil {
-				yield(tasks.Event{}, err)
-				return
-			}
 		}
 	}
-}
-
-// endIfRemoved stores a "canceled" result for an execution whose task is
-// gone from its queue without a result, as when it is deleted from the
-// dashboard or by another asynq client, and an "error" result for one asynq
-// archived without a result, so that nobody waits for it forever. The task
-// must be missing at two checks a read block apart: a Submit binds the
-// queue a moment before it enqueues.
-func (c *Client) endIfRemoved(ctx context.Context, id string, missing *int) error {
-	if done, err := c.store.HasResult(ctx, id); err != nil || done {
-		return err
-	}
-	queue, err := c.store.Queue(ctx, id)
-	if err != nil {
-		// Without the queue there is nothing to check.
-		return nil
-	}
-	info, err := c.inspector.GetTaskInfo(queue, id)
-	switch {
-	case err == nil && info.State == asynq.TaskStateArchived:
-		// asynq gave up on it (a crash loop past its retry limit).
-		_, err = c.store.Finalize(ctx, &tasks.Result{
-			ExecutionID: id,
-			Status:      tasks.StatusError,
-			ExitCode:    -1,
-			Error:       "asynq archived it without a result: " + info.LastErr,
-			FinishedAt:  time.Now().UTC(),
-		})
-		return err
-	case err == nil:
-		*missing = 0
-		return nil
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		*missing++
-	default:
-		return nil
-	}
-	if *missing < 2 {
-		return nil
-	}
-	_, err = c.store.Finalize(ctx, &tasks.Result{
-		ExecutionID: id,
-		Status:      tasks.StatusCanceled,
-		ExitCode:    -1,
-		Error:       fmt.Sprintf("removed from queue %q without a result (deleted by an operator or another client)", queue),
-		FinishedAt:  time.Now().UTC(),
-	})
-	return err
 }
 
 // exitFromResult makes an exit event from a result whose stream is gone.

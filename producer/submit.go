@@ -14,8 +14,10 @@ import (
 
 // Submit enqueues req and returns its execution ID at once. The ID is
 // req.ID, or a new UUID when it is empty; it is also the asynq task ID, so
-// a second Submit with the same ID, within the retention period, enqueues
-// nothing and returns the same ID.
+// a second Submit of the same request under the same ID, within the
+// retention period, enqueues nothing and returns the same ID. The ID is
+// bound to the request first submitted under it: another request under it
+// (another command, image, queue, …) is refused with ErrIDConflict.
 //
 // A request that fails tasks.ExecRequest.Check is refused with a
 // *tasks.ValidationError and nothing is enqueued. Limits are checked by the
@@ -37,12 +39,19 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 	if err != nil {
 		return "", err
 	}
-	bound, err := c.store.BindQueue(ctx, req.ID, req.Queue)
+	digest, err := req.Digest()
+	if err != nil {
+		return "", err
+	}
+	bound, err := c.store.BindRequest(ctx, req.ID, req.Queue, digest)
 	if err != nil {
 		return "", fmt.Errorf("submit %s: %w", req.ID, err)
 	}
-	if bound != req.Queue {
-		return "", fmt.Errorf("submit %s to %q: %w (%q)", req.ID, req.Queue, ErrIDInUse, bound)
+	switch {
+	case bound.Queue != req.Queue:
+		return "", fmt.Errorf("submit %s to queue %q: %w: it was submitted to queue %q", req.ID, req.Queue, ErrIDConflict, bound.Queue)
+	case bound.Digest != "" && bound.Digest != digest:
+		return "", fmt.Errorf("submit %s: %w: it was submitted with another request; use a new ID for a new request", req.ID, ErrIDConflict)
 	}
 	task := asynq.NewTask(tasks.TypeExec, payload,
 		asynq.TaskID(req.ID),
@@ -51,10 +60,12 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 		asynq.Timeout(taskTimeout(req.Timeout)),
 		asynq.Retention(c.opts.Retention),
 	)
-	if _, err := c.queue.EnqueueContext(ctx, task); err != nil {
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			return req.ID, nil
-		}
+	if _, err := c.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+	}
+	// The workers sweep what is pending, so that an execution whose task
+	// leaves its queue without a result (deleted by an operator) gets one.
+	if err := c.store.AddPending(ctx, req.ID, time.Now()); err != nil {
 		return "", fmt.Errorf("submit %s: %w", req.ID, err)
 	}
 	return req.ID, nil

@@ -48,10 +48,52 @@ func TestMatchAny(t *testing.T) {
 		{[]string{"*.log", "*.md"}, "a.txt", false},
 		{nil, "a.txt", false},
 		{[]string{"["}, "[", false}, // a malformed glob matches nothing
+
+		// Dotfiles only when the glob names them.
+		{[]string{"*"}, ".env", false},
+		{[]string{".*"}, ".env", true},
+		{[]string{".env"}, ".env", true},
+		{[]string{"**"}, ".git/config", false},
+		{[]string{"**/*"}, "a/.hidden", false},
+		{[]string{"**/config"}, ".git/config", false},
+		{[]string{".git/**"}, ".git/config", true},
+		{[]string{".git/**"}, ".git/hooks/pre-commit", true},
+		{[]string{".git/*"}, ".git/.lock", false},
+		{[]string{"**/.*"}, "a/b/.hidden", true},
+		{[]string{"keep/.named"}, "keep/.named", true},
+		{[]string{"*/x"}, ".git/x", false},
 	}
 	for _, c := range cases {
 		if got := tasks.MatchAny(c.globs, c.name); got != c.want {
 			t.Errorf("MatchAny(%q, %q) = %v, want %v", c.globs, c.name, got, c.want)
+		}
+	}
+}
+
+func TestMayMatchUnder(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		globs []string
+		dir   string
+		want  bool
+	}{
+		{[]string{"a.txt"}, "out", false},
+		{[]string{"out/*.txt"}, "out", true},
+		{[]string{"out/*.txt"}, "out/sub", false},
+		{[]string{"out/**/*.txt"}, "out/sub/deeper", true},
+		{[]string{"out/**/*.txt"}, "other", false},
+		{[]string{"**"}, "any/where", true},
+		{[]string{"**"}, ".git", false},
+		{[]string{"**/*.txt"}, "a/.cache", false},
+		{[]string{".git/**"}, ".git", true},
+		{[]string{".git/**"}, ".git/hooks", true},
+		{[]string{"*/x"}, "d", true},
+		{[]string{"*/x"}, "d/e", false},
+		{nil, "d", false},
+	}
+	for _, c := range cases {
+		if got := tasks.MayMatchUnder(c.globs, c.dir); got != c.want {
+			t.Errorf("MayMatchUnder(%q, %q) = %v, want %v", c.globs, c.dir, got, c.want)
 		}
 	}
 }

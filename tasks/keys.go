@@ -44,6 +44,19 @@ func (k Keys) Failures(id string) string { return k.execution(id, "failures") }
 // unique across queues and tells Cancel where to look.
 func (k Keys) Queue(id string) string { return k.execution(id, "queue") }
 
+// Request records the digest of the request first submitted under the ID
+// (ExecRequest.Digest), to which the ID is bound.
+func (k Keys) Request(id string) string { return k.execution(id, "request") }
+
+// Pending is the sorted set of the executions enqueued and not yet known
+// to be finished, scored by when they were enqueued (Unix ms). Workers
+// sweep it for executions whose task left its queue without a result.
+func (k Keys) Pending() string { return k.prefix() + ":pending" }
+
+// SweepLock is held by the worker sweeping Pending, so that one sweeps at
+// a time.
+func (k Keys) SweepLock() string { return k.prefix() + ":sweep-lock" }
+
 // Workers is the sorted set of the worker processes of this deployment,
 // scored by their last heartbeat (Unix seconds). A worker whose heartbeat
 // is stale is dead, and its containers are orphans.

@@ -7,6 +7,8 @@
 package tasks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -164,4 +166,17 @@ func EncodeRequest(r *ExecRequest) ([]byte, error) {
 		return nil, fmt.Errorf("encode execution request: %w", err)
 	}
 	return b, nil
+}
+
+// Digest is a hash of what r asks for: everything but SubmittedAt. An
+// execution ID is bound to the digest of the request first submitted
+// under it; another request under the same ID is a conflict.
+func (r ExecRequest) Digest() (string, error) {
+	r.SubmittedAt = time.Time{}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("digest of the request: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }

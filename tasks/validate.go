@@ -3,6 +3,7 @@ package tasks
 import (
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 	"time"
 )
@@ -35,6 +36,19 @@ type Limits struct {
 	// result; defaults to 16 MiB.
 	MaxCollectBytes int64
 }
+
+// Bounds on a command's argv and environment, below the kernel's: one
+// string of at most MAX_ARG_STRLEN (128 KiB with its NUL), all of them and
+// their pointers well below its ARG_MAX (a quarter of the stack limit), so
+// that a request the kernel would refuse is rejected before anything runs.
+const (
+	MaxArgBytes     = 128<<10 - 1
+	MaxArgvEnvBytes = 1 << 20
+)
+
+// MaxCollectFiles bounds the entries a result returns of its collected
+// files; the result says when more matched.
+const MaxCollectFiles = 1000
 
 // WithDefaults returns l with every zero field set to its default; an unset
 // default is never above its maximum.
@@ -167,18 +181,31 @@ func (r *ExecRequest) check(p *problems) {
 	} else if r.Cmd[0] == "" {
 		p.addf("cmd[0] is empty: give the program to run")
 	}
+	total := 0
 	for i, arg := range r.Cmd {
 		if strings.IndexByte(arg, 0) >= 0 {
 			p.addf("cmd[%d] contains a NUL byte", i)
 		}
+		if len(arg) > MaxArgBytes {
+			p.addf("cmd[%d] is %d bytes; the kernel takes arguments of at most %d", i, len(arg), MaxArgBytes)
+		}
+		total += len(arg) + 1 + 8
 	}
-	for k, v := range r.Env {
+	for _, k := range sortedKeys(r.Env) {
+		v := r.Env[k]
 		if !validEnvName(k) {
 			p.addf("env name %q is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)", k)
 		}
 		if strings.IndexByte(v, 0) >= 0 {
 			p.addf("env %s contains a NUL byte", k)
 		}
+		if n := len(k) + 1 + len(v); n > MaxArgBytes {
+			p.addf("env %s is %d bytes; the kernel takes variables of at most %d", k, n, MaxArgBytes)
+		}
+		total += len(k) + len(v) + 2 + 8
+	}
+	if total > MaxArgvEnvBytes {
+		p.addf("the command's arguments and environment take %d bytes; at most %d are allowed (the kernel refuses more)", total, MaxArgvEnvBytes)
 	}
 	seen := make(map[string]bool, len(r.Files))
 	for i, f := range r.Files {
@@ -320,4 +347,13 @@ func WorkspacePath(p string) (string, error) {
 		return "", fmt.Errorf("path %q names %s itself", p, Workspace)
 	}
 	return clean, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,22 +8,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/execq/execq/internal/pool"
+	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/tasks"
 )
 
 // DefaultImage is the sandbox image `make sandbox-image` builds.
 const DefaultImage = "execq-sandbox:latest"
 
-// Runtime creates sandboxes; the Docker runtime is the one execq ships.
-type Runtime interface {
-	pool.Runtime
-	// CheckImage returns an error wrapping sandbox.ErrImageNotFound when
-	// image is not present.
-	CheckImage(ctx context.Context, image string) error
-	// Ping checks that the engine answers.
-	Ping(ctx context.Context) error
-}
+// Runtime creates sandboxes: agentrt and dockerexec are the ones execq
+// ships.
+type Runtime = sandbox.Runtime
+
+// BuiltImages are the images execq builds (make sandbox-image,
+// make language-images); every worker allows them.
+var BuiltImages = []string{"execq-sandbox", "execq-python", "execq-node", "execq-c"}
 
 // Config configures a Worker. Every field but Redis and Runtime has a
 // default, filled in by New.
@@ -39,6 +36,12 @@ type Config struct {
 	// Image is the default sandbox image, kept warm. Defaults to
 	// DefaultImage.
 	Image string
+	// AllowedImages are the images requests may name, as patterns: a
+	// repository ("python"), which allows each of its tags, or a reference
+	// with a tag, where * and ? match as in path.Match ("python:3.*",
+	// "registry.example/team/*:latest"). Image is always allowed, and so
+	// are BuiltImages. Anything else is rejected.
+	AllowedImages []string
 	// PoolSize is how many containers the worker holds. Defaults to 4.
 	PoolSize int
 	// Concurrency is how many executions run at once. Defaults to PoolSize:

@@ -62,6 +62,7 @@ type execution struct {
 	log     *slog.Logger
 	req     *tasks.ExecRequest
 	res     *tasks.Result
+	imageID string // what req.Image resolved to, once
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -103,12 +104,17 @@ func (e *execution) process(ctx context.Context) error {
 	if err := req.Validate(e.w.cfg.Limits, len(payload)); err != nil {
 		return e.reject(ctx, err)
 	}
-	if err := e.w.cfg.Runtime.CheckImage(ctx, req.Image); err != nil {
+	if err := e.w.images.check(req.Image); err != nil {
+		return e.reject(ctx, err)
+	}
+	img, err := e.w.cfg.Runtime.ResolveImage(ctx, req.Image)
+	if err != nil {
 		if errors.Is(err, sandbox.ErrImageNotFound) || errors.Is(err, sandbox.ErrInvalidImage) {
 			return e.reject(ctx, err)
 		}
 		return e.retry(ctx, err)
 	}
+	e.imageID = img.ID
 	resolved := req.Resolved(e.w.cfg.Limits)
 	e.req = &resolved
 	if !req.SubmittedAt.IsZero() {
@@ -120,28 +126,17 @@ func (e *execution) process(ctx context.Context) error {
 // run takes a container and runs the command in it. ctx is the task's
 // context; runCtx is ctx ended early by a cancel.
 func (e *execution) run(ctx, runCtx context.Context) error {
-	req := e.req
 	if err := e.w.engine.state(); err != nil {
 		e.log.Info("the container engine does not answer; the execution goes back to its queue", "err", err)
 		return err
 	}
-	acquireCtx, cancelAcquire := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
-	lease, err := e.w.pool.Acquire(acquireCtx, req.Image)
-	cancelAcquire()
-	if err != nil {
-		switch {
-		case context.Cause(runCtx) == errCanceled:
-			return e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, sandbox.ErrImageNotFound), errors.Is(err, sandbox.ErrInvalidImage):
-			return e.reject(ctx, err)
-		}
-		return e.retry(ctx, err)
+	lease, err := e.acquire(ctx, runCtx)
+	if lease == nil {
+		return err
 	}
 	sb := lease.Sandbox()
 	e.log = e.log.With("container", shortID(sb.ID()))
-	replace := ""
+	replace := pool.CauseError // until the execution says otherwise
 	defer func() {
 		if replace == "" {
 			lease.Reuse()
@@ -149,9 +144,63 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 			lease.Replace(replace)
 		}
 	}()
+	if err := e.begin(ctx, sb); err != nil {
+		replace = ""
+		return err
+	}
+	if err := e.prepare(runCtx, sb); err != nil {
+		return e.failed(ctx, runCtx, err)
+	}
+	ran := e.execute(ctx, runCtx, sb)
+	end := classify(ran)
+	replace = end.replace
+	if end.requeue {
+		e.log.Warn("execution interrupted; it will be retried", "err", ran.err)
+		return ctx.Err()
+	}
+	if end.retry != nil {
+		return e.retry(ctx, end.retry)
+	}
+	e.res.ExitCode = end.exitCode
+	message := end.message
+	if ran.started && end.exited && len(e.req.Collect) > 0 {
+		if cause, msg := e.collect(runCtx, sb, ran.deadline); msg != "" {
+			message = joinMessage(message, msg)
+			if cause != "" && replace == "" {
+				replace = cause
+			}
+		}
+	}
+	if ran.streamErr != nil {
+		message = joinMessage(message, "part of the output could not be streamed: "+ran.streamErr.Error())
+	}
+	return e.finish(ctx, end.status, message)
+}
 
-	// Attempts are counted once a container is had: an attempt that ends
-	// before (the engine down, a stop) does not count.
+// acquire takes a container of the execution's image. A nil lease comes
+// with what the handler returns.
+func (e *execution) acquire(ctx, runCtx context.Context) (*pool.Lease, error) {
+	acquireCtx, cancel := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
+	lease, err := e.w.pool.Acquire(acquireCtx, e.imageID)
+	cancel()
+	if err == nil {
+		return lease, nil
+	}
+	switch {
+	case context.Cause(runCtx) == errCanceled:
+		return nil, e.finish(ctx, tasks.StatusCanceled, "canceled before it started")
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, sandbox.ErrImageNotFound), errors.Is(err, sandbox.ErrInvalidImage):
+		return nil, e.reject(ctx, err)
+	}
+	return nil, e.retry(ctx, err)
+}
+
+// begin counts the attempt and announces it in the stream. Attempts are
+// counted once a container is had: an attempt that ends before (the engine
+// down, a stop) does not count.
+func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 	attempt, err := e.w.store.NextAttempt(ctx, e.id)
 	if err != nil {
 		return e.retry(ctx, err)
@@ -162,35 +211,39 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
 			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
 	}
-
-	startedAt := time.Now()
-	e.res.StartedAt = startedAt.UTC()
+	e.res.StartedAt = time.Now().UTC()
 	started, _ := json.Marshal(tasks.StartedData{
-		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: req.Image,
+		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: e.req.Image,
 		Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
 	})
 	if err := e.w.store.AppendEvents(ctx, e.id, rdb.Entry{Type: tasks.EventStarted, Data: started}); err != nil {
 		return e.retry(ctx, err)
 	}
+	return nil
+}
 
+// prepare applies the limits and puts the files in.
+func (e *execution) prepare(runCtx context.Context, sb sandbox.Sandbox) error {
+	req := e.req
 	limits := sandbox.Limits{MemoryBytes: req.MemoryBytes, NanoCPUs: int64(req.CPUs * 1e9), Pids: req.Pids}
 	if err := sb.SetLimits(runCtx, limits); err != nil {
-		replace = pool.CauseError
-		return e.failed(ctx, runCtx, err)
+		return err
 	}
-	if err := sb.PutFiles(runCtx, req.Files); err != nil {
-		replace = pool.CauseError
-		return e.failed(ctx, runCtx, err)
-	}
+	return sb.PutFiles(runCtx, req.Files)
+}
 
+// execute runs the command, streaming its output, within its timeout.
+func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ranCommand {
+	req := e.req
 	out := stream.NewWriter(context.WithoutCancel(ctx), e.w.store, e.id, stream.Config{
 		Linger:         e.w.cfg.StreamLinger,
 		ChunkBytes:     e.w.cfg.StreamChunkBytes,
 		MaxOutputBytes: req.MaxOutputBytes,
 		OnAppend:       e.w.cfg.Observer.StreamAppended,
 	})
-	cmdCtx, cancelCmd := context.WithTimeoutCause(runCtx, req.Timeout, errTimedOut)
-	outcome, runErr := sb.Run(cmdCtx, sandbox.Command{
+	deadline := time.Now().Add(req.Timeout)
+	cmdCtx, cancelCmd := context.WithDeadlineCause(runCtx, deadline, errTimedOut)
+	outcome, err := sb.Run(cmdCtx, sandbox.Command{
 		Cmd:    req.Cmd,
 		Env:    envList(req.Env),
 		Dir:    workDir(req.WorkDir),
@@ -199,55 +252,59 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 		Stderr: out.Stderr(),
 	})
 	cancelCmd()
+	var start *sandbox.StartError
+	if errors.As(err, &start) && (start.Reason == sandbox.StartNotFound || start.Reason == sandbox.StartDenied || start.Reason == sandbox.StartLimit) {
+		// A shell tells its user on stderr; so does the result.
+		fmt.Fprintf(out.Stderr(), "execq: %s\n", start.Message)
+	}
 	streamErr := out.Close()
 	e.keepOutput(out)
 	e.res.DurationMs = outcome.Duration.Milliseconds()
 	e.res.Resources = outcome.Resources
-
-	if runErr != nil {
-		switch cause := context.Cause(cmdCtx); {
-		case cause == errTimedOut:
-			replace = pool.CauseTimeout
-			return e.finish(ctx, tasks.StatusTimedOut, fmt.Sprintf("killed after the %s timeout", req.Timeout))
-		case cause == errCanceled:
-			replace = pool.CauseCanceled
-			return e.finish(ctx, tasks.StatusCanceled, "canceled while running; killed")
-		case ctx.Err() != nil:
-			// The worker is stopping or lost the task: leave the execution
-			// to the next attempt.
-			replace = pool.CauseCanceled
-			e.log.Warn("execution interrupted; it will be retried", "err", runErr)
-			return ctx.Err()
-		}
-		replace = pool.CauseError
-		return e.retry(ctx, runErr)
+	return ranCommand{
+		outcome:   outcome,
+		err:       err,
+		started:   start == nil,
+		cause:     context.Cause(cmdCtx),
+		taskEnded: ctx.Err() != nil,
+		timeout:   req.Timeout,
+		memory:    req.MemoryBytes,
+		deadline:  deadline,
+		streamErr: streamErr,
 	}
+}
 
-	e.res.ExitCode = outcome.ExitCode
-	status := tasks.StatusFailed
-	message := ""
-	if outcome.OOMKilled {
-		// Whatever the command made of it, the container had run out.
-		replace = pool.CauseOOM
+// collectBudget is what collecting files may add past the command's
+// deadline.
+const collectBudget = 5 * time.Second
+
+// collect kills what the command left, so that nothing rewrites the files
+// while they are read, and collects them within the command's deadline
+// plus collectBudget. It returns a message for the result when something
+// went wrong, and the replacement cause when the container cannot be
+// trusted after it.
+func (e *execution) collect(runCtx context.Context, sb sandbox.Sandbox, deadline time.Time) (replace, message string) {
+	if now := time.Now(); deadline.Before(now) {
+		deadline = now
 	}
+	ctx, cancel := context.WithDeadline(runCtx, deadline.Add(collectBudget))
+	defer cancel()
+	if err := sb.KillAll(ctx); err != nil {
+		return pool.CauseError, "files not collected: the command's processes could not be killed first: " + err.Error()
+	}
+	res, err := sb.Collect(ctx, sandbox.CollectSpec{
+		Globs:      e.req.Collect,
+		MaxBytes:   e.w.cfg.Limits.MaxCollectBytes,
+		MaxEntries: tasks.MaxCollectFiles,
+	})
+	e.res.Files = res.Files
 	switch {
-	case outcome.OOMKilled && outcome.ExitCode != 0:
-		status = tasks.StatusOOMKilled
-		message = fmt.Sprintf("killed by the %d-byte memory limit", req.MemoryBytes)
-	case outcome.ExitCode == 0:
-		status = tasks.StatusSucceeded
+	case err != nil:
+		return pool.CauseError, "collecting files failed: " + err.Error()
+	case res.Truncated != "":
+		return "", fmt.Sprintf("collection cut short: %s; %d files returned", res.Truncated, len(res.Files))
 	}
-	if len(req.Collect) > 0 {
-		files, err := sb.Collect(runCtx, req.Collect, e.w.cfg.Limits.MaxCollectBytes)
-		e.res.Files = files
-		if err != nil {
-			message = joinMessage(message, "collecting files failed: "+err.Error())
-		}
-	}
-	if streamErr != nil {
-		message = joinMessage(message, "part of the output could not be streamed: "+streamErr.Error())
-	}
-	return e.finish(ctx, status, message)
+	return "", ""
 }
 
 func (e *execution) keepOutput(out *stream.Writer) {
@@ -358,6 +415,8 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 		e.log.Info("execution already had a result; this one is dropped", "status", status)
 		return nil
 	}
+	// The sweeper would find it finished; this saves it the look.
+	_ = e.w.store.RemovePending(wctx, e.id)
 	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
 	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
 	if body, err := tasks.EncodeResult(summary(res)); err == nil {

@@ -277,7 +277,7 @@ func TestUnitExitCodes(t *testing.T) {
 		{[]string{"exit", "3"}, tasks.StatusFailed, 3, ""},
 		{[]string{"exit", "255"}, tasks.StatusFailed, 255, ""},
 		{[]string{"err", "oops"}, tasks.StatusSucceeded, 0, "oops\n"},
-		{[]string{"no-such-program"}, tasks.StatusFailed, 127, "fake: no-such-program: not found\n"},
+		{[]string{"no-such-program"}, tasks.StatusFailed, 127, "execq: no-such-program: executable file not found in $PATH\n"},
 	}
 	for _, c := range cases {
 		res := b.exec(t, tasks.ExecRequest{Cmd: c.cmd})
@@ -338,14 +338,15 @@ func TestUnitTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The killed container is replaced; the next execution runs elsewhere.
+	// The command was killed in place: the container is reset and serves
+	// the next execution.
 	next := b.exec(t, tasks.ExecRequest{Cmd: []string{"echo", "next"}})
 	if next.Status != tasks.StatusSucceeded {
 		t.Fatalf("next execution: %s %s", next.Status, next.Error)
 	}
 	nextStarted, _ := b.streamOf(t, next.ExecutionID)[0].Started()
-	if nextStarted.Container == started.Container {
-		t.Errorf("the next execution ran in the timed-out container %s", started.Container)
+	if nextStarted.Container != started.Container {
+		t.Errorf("the next execution ran in %s, not in the reset container %s", nextStarted.Container, started.Container)
 	}
 }
 
@@ -547,8 +548,8 @@ func TestUnitDuplicateSubmitRunsOnce(t *testing.T) {
 	if n := numEvents(b.streamOf(t, req.ID), tasks.EventStarted); n != 1 {
 		t.Errorf("started %d times", n)
 	}
-	if _, err := b.producer.Submit(b.ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDInUse) {
-		t.Errorf("the same ID on another queue: %v, want ErrIDInUse", err)
+	if _, err := b.producer.Submit(b.ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDConflict) {
+		t.Errorf("the same ID on another queue: %v, want ErrIDConflict", err)
 	}
 }
 
@@ -597,8 +598,11 @@ func TestUnitRejectedRequests(t *testing.T) {
 			return encode(tasks.ExecRequest{ID: id, Cmd: []string{"cat"}, Stdin: bytes.Repeat([]byte("x"), 100<<10)})
 		}, "the worker accepts at most"},
 		{"unknown image", func(id string) []byte {
-			return encode(tasks.ExecRequest{ID: id, Image: "no-such-image:v0", Cmd: []string{"echo"}})
+			return encode(tasks.ExecRequest{ID: id, Image: "execq-sandbox:no-such-tag", Cmd: []string{"echo"}})
 		}, "image not found"},
+		{"image not allowed", func(id string) []byte {
+			return encode(tasks.ExecRequest{ID: id, Image: "someones-private-image:v0", Cmd: []string{"echo"}})
+		}, "not on this worker's allow-list"},
 	}
 	for i, c := range cases {
 		id := fmt.Sprintf("rejected-%d", i)

@@ -29,7 +29,9 @@ type Worker struct {
 	cancels *cancelWatcher
 	beat    *heartbeat
 	recover *recoverer
+	sweep   *sweeper
 	engine  *engineHealth
+	images  imagePolicy
 
 	inflight sync.WaitGroup // handlers running
 
@@ -46,7 +48,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	log := cfg.Logger.With("worker", cfg.Name)
 	store := rdb.New(cfg.Redis, tasks.Keys{Prefix: cfg.KeyPrefix}, cfg.Retention)
-	w := &Worker{cfg: cfg, log: log, store: store}
+	w := &Worker{cfg: cfg, log: log, store: store, images: newImagePolicy(cfg.Image, cfg.AllowedImages)}
 	p, err := pool.New(cfg.Runtime, pool.Config{
 		Image:   cfg.Image,
 		Owner:   cfg.Name,
@@ -67,6 +69,7 @@ func New(cfg Config) (*Worker, error) {
 	w.cancels = newCancelWatcher(store, log)
 	w.beat = newHeartbeat(store, cfg.Name, log)
 	w.recover = newRecoverer(store, cfg.Queues, log)
+	w.sweep = newSweeper(store, cfg.Name, log)
 	w.engine = newEngineHealth(cfg.Runtime.Ping, log, cfg.Observer)
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
@@ -139,11 +142,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.cancels.start()
 	w.recover.start()
+	w.sweep.start()
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeExec, w.processTask)
 	if err := w.server.Start(mux); err != nil {
 		w.cancels.stop()
 		w.recover.stop()
+		w.sweep.stop()
 		w.engine.stop()
 		_ = w.pool.Stop(context.WithoutCancel(ctx))
 		w.beat.stop(context.WithoutCancel(ctx))
@@ -177,8 +182,8 @@ func (w *Worker) WaitWarm(ctx context.Context) error { return w.pool.WaitWarm(ct
 //     and cancels their handlers, which kill their commands and store no
 //     result, so that another attempt runs them.
 //  2. The handlers are waited for, so that no container is in use.
-//  3. Cancel watching, recovery, engine checks and the heartbeat stop, so
-//     the worker reads as gone.
+//  3. Cancel watching, recovery, sweeping, engine checks and the heartbeat
+//     stop, so the worker reads as gone.
 //  4. The pool removes every container.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
@@ -200,6 +205,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.cancels.stop()
 	w.recover.stop()
+	w.sweep.stop()
 	w.engine.stop()
 	w.beat.stop(ctx)
 	err := w.pool.Stop(ctx)

@@ -26,9 +26,10 @@ import (
 
 // dashboardFlags configure the dashboard; `execq up` shares them.
 type dashboardFlags struct {
-	addr      string
-	readOnly  bool
-	basicAuth string
+	addr         string
+	readOnly     bool
+	basicAuth    string
+	allowedHosts []string
 }
 
 func (f *dashboardFlags) register(fs *pflag.FlagSet, addrFlag string) {
@@ -36,6 +37,7 @@ func (f *dashboardFlags) register(fs *pflag.FlagSet, addrFlag string) {
 	fs.BoolVar(&f.readOnly, "read-only", false, "dashboard: view only, no actions on queues or tasks")
 	def := os.Getenv("EXECQ_DASHBOARD_AUTH")
 	fs.StringVar(&f.basicAuth, "basic-auth", def, "dashboard: require HTTP basic auth USER:PASSWORD (env EXECQ_DASHBOARD_AUTH)")
+	fs.StringArrayVar(&f.allowedHosts, "allowed-hosts", nil, "dashboard: host names it answers to besides localhost, IP addresses and the host of its address (repeatable)")
 }
 
 // handler builds the dashboard's handler on rdb, serving reg at /metrics
@@ -50,14 +52,15 @@ func (f *dashboardFlags) handler(client redis.UniversalClient, reg *metrics.Regi
 		}
 	}
 	return dashboard.New(dashboard.Config{
-		Redis:    client,
-		Store:    rdb.New(client, tasks.Keys{}, retention),
-		Metrics:  reg,
-		Health:   health,
-		ReadOnly: f.readOnly,
-		User:     user,
-		Password: password,
-		Logger:   log,
+		Redis:        client,
+		Store:        rdb.New(client, tasks.Keys{}, retention),
+		Metrics:      reg,
+		Health:       health,
+		ReadOnly:     f.readOnly,
+		User:         user,
+		Password:     password,
+		AllowedHosts: append([]string{f.addr}, f.allowedHosts...),
+		Logger:       log,
 	})
 }
 

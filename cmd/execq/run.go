@@ -24,6 +24,7 @@ func newRunCommand() *cobra.Command {
 		req       requestFlags
 		asJSON    bool
 		outputDir string
+		force     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARG...]",
@@ -44,7 +45,8 @@ Ctrl-C cancels the execution.`,
 				printOutput: !asJSON,
 				printJSON:   asJSON,
 				collectTo:   outputDir,
-				collect:     len(r.Collect) > 0,
+				collect:     r.Collect,
+				force:       force,
 				status:      newStatusLine(!asJSON),
 			})
 		},
@@ -52,7 +54,8 @@ Ctrl-C cancels the execution.`,
 	redisFlag(cmd.Flags(), &redisURL)
 	req.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result JSON instead of the output")
-	cmd.Flags().StringVar(&outputDir, "output-dir", ".", "where collected files are written")
+	cmd.Flags().StringVar(&outputDir, "output-dir", "", "where collected files are written (default a new directory ./execq-ID)")
+	cmd.Flags().BoolVar(&force, "force", false, "let collected files replace existing regular files in --output-dir")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
@@ -88,8 +91,9 @@ func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) 
 type followOptions struct {
 	printOutput bool
 	printJSON   bool
-	collect     bool
+	collect     []string // the request's collect globs
 	collectTo   string
+	force       bool
 	from        string
 	status      *statusLine
 }
@@ -158,7 +162,7 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			}
 		}
 	}
-	if opts.printJSON || opts.collect {
+	if opts.printJSON || len(opts.collect) > 0 {
 		res, err := client.Result(ctx, id)
 		if err != nil {
 			return exitWith(exitExecqFailed, "%v", err)
@@ -168,9 +172,9 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 				return exitWith(exitExecqFailed, "%v", err)
 			}
 		}
-		if opts.collect {
-			if err := writeCollected(opts.collectTo, res.Files); err != nil {
-				return exitWith(exitExecqFailed, "%v", err)
+		if len(opts.collect) > 0 {
+			if err := writeCollected(id, opts, res.Files); err != nil {
+				return err
 			}
 		}
 	}
@@ -200,29 +204,38 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// writeCollected writes the collected files under dir; their paths were
-// checked by the worker, and are checked again here.
-func writeCollected(dir string, files []tasks.CollectedFile) error {
+// writeCollected writes the collected files under opts.collectTo, or a
+// new directory ./execq-ID, with producer.WriteFiles' guarantees. Files the
+// worker could not return are reported; files that could not be written
+// here end execq with 125, after every other file is written.
+func writeCollected(id string, opts followOptions, files []tasks.CollectedFile) error {
+	var returned []tasks.CollectedFile
 	for _, f := range files {
 		if f.Error != "" {
 			fmt.Fprintf(os.Stderr, "execq: %s: %s\n", f.Path, f.Error)
 			continue
 		}
-		rel, err := tasks.WorkspacePath(f.Path)
-		if err != nil {
-			return fmt.Errorf("collected file: %w", err)
+		returned = append(returned, f)
+	}
+	if len(returned) == 0 {
+		return nil
+	}
+	dir := opts.collectTo
+	if dir == "" {
+		dir = "execq-" + id
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return exitWith(exitExecqFailed, "the collected files' directory: %v", err)
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		mode := os.FileMode(f.Mode) & 0o777
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := os.WriteFile(dst, f.Content, mode); err != nil {
-			return err
-		}
+	}
+	skipped, err := producer.WriteFiles(dir, returned, producer.WriteOptions{Globs: opts.collect, Force: opts.force})
+	if err != nil {
+		return exitWith(exitExecqFailed, "%v", err)
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(os.Stderr, "execq: %s not written: %s\n", filepath.Join(dir, s.Path), s.Reason)
+	}
+	if len(skipped) > 0 {
+		return exitWith(exitExecqFailed, "%d collected files not written into %s", len(skipped), dir)
 	}
 	return nil
 }

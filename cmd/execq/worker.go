@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,7 +22,9 @@ import (
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/agentrt"
 	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/internal/sandbox/dockerexec"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
 )
@@ -36,6 +41,11 @@ type workerFlags struct {
 	shutdownTimeout time.Duration
 	retention       time.Duration
 	maxUses         int
+	runtime         string
+	agentBinary     string
+	allowedImages   []string
+	uidBase         int
+	uidCount        int
 	ociRuntime      string
 	workspaceSize   string
 	tmpSize         string
@@ -66,6 +76,11 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace period for running executions at shutdown")
 	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long results and output streams are kept")
 	fs.IntVar(&f.maxUses, "max-uses", 100, "executions a container serves before it is replaced")
+	fs.StringVar(&f.runtime, "runtime", agentrt.Name, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
+	fs.StringVar(&f.agentBinary, "agent", "", "path of the execq-agent binary mounted into the sandboxes (default: beside this executable, then on PATH)")
+	fs.StringArrayVar(&f.allowedImages, "allowed-images", nil, `images requests may name besides --image and the images execq builds: "python" (any tag), "python:3.*" (repeatable)`)
+	fs.IntVar(&f.uidBase, "uid-base", docker.DefaultUIDBase, "first uid of the range sandboxes run commands as (one uid per container of the engine)")
+	fs.IntVar(&f.uidCount, "uid-count", docker.DefaultUIDCount, "size of that range")
 	fs.StringVar(&f.ociRuntime, "oci-runtime", "", `container runtime, e.g. "runsc" (default the engine's)`)
 	fs.StringVar(&f.workspaceSize, "workspace-size", "256m", "size of each container's /workspace tmpfs")
 	fs.StringVar(&f.tmpSize, "tmp-size", "64m", "size of each container's /tmp tmpfs")
@@ -162,6 +177,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Redis:             rdb,
 		Name:              f.name,
 		Image:             f.image,
+		AllowedImages:     f.allowedImages,
 		PoolSize:          f.poolSize,
 		Concurrency:       f.concurrency,
 		Queues:            queues,
@@ -177,17 +193,33 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		// The runtime labels containers with the name: fix it here.
 		cfg.Name = worker.DefaultName()
 	}
-	rt, err := docker.New(cli, docker.Config{
+	agentBinary, err := findAgent(f.agentBinary)
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := docker.NewEngine(cli, docker.Config{
 		Owner:          cfg.Name,
+		UIDBase:        f.uidBase,
+		UIDCount:       f.uidCount,
 		Limits:         sandbox.Limits{MemoryBytes: limits.DefaultMemoryBytes, NanoCPUs: int64(limits.DefaultCPUs * 1e9), Pids: limits.DefaultPids},
 		WorkspaceBytes: workspace,
 		TmpBytes:       tmp,
 		OCIRuntime:     f.ociRuntime,
 		CgroupRoot:     f.cgroupRoot,
+		AgentBinary:    agentBinary,
 		Logger:         log,
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	var rt worker.Runtime
+	switch f.runtime {
+	case agentrt.Name:
+		rt = agentrt.New(engine, cli, agentrt.Config{Logger: log})
+	case dockerexec.Name:
+		rt = dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
+	default:
+		return nil, nil, fmt.Errorf("--runtime %q is neither %q nor %q", f.runtime, agentrt.Name, dockerexec.Name)
 	}
 	cfg.Runtime = rt
 	w, err := worker.New(cfg)
@@ -278,4 +310,22 @@ func redactURL(url string) string {
 		}
 	}
 	return url
+}
+
+// findAgent returns the execq-agent binary to mount into sandboxes: the
+// one named, else the one beside this executable, else the one on PATH.
+func findAgent(named string) (string, error) {
+	if named != "" {
+		return named, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "execq-agent")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("execq-agent"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no execq-agent binary beside this executable or on PATH; build it (make build) or name it with --agent")
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/internal/sandbox/dockerexec"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 )
@@ -272,7 +274,7 @@ func (r *Report) describeMachine(ctx context.Context, cli *client.Client) error 
 
 // runBaseline execs `true` in containers made by execq's runtime.
 func (r *Report) runBaseline(ctx context.Context, cli *client.Client, cfg Config) error {
-	rt, err := docker.New(cli, docker.Config{Owner: fmt.Sprintf("bench-%d", os.Getpid()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rt, err := baselineRuntime(cli, cfg, fmt.Sprintf("bench-%d", os.Getpid()))
 	if err != nil {
 		return err
 	}
@@ -289,9 +291,10 @@ func (r *Report) runBaseline(ctx context.Context, cli *client.Client, cfg Config
 		}
 		boxes = append(boxes, sb)
 	}
+	user := fmt.Sprintf("%d:%d", boxes[0].User(), boxes[0].User())
 	bare := func(id string) (time.Duration, error) {
 		t := time.Now()
-		e, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: "1000:1000", Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
+		e, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{User: user, Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
 		if err != nil {
 			return 0, err
 		}
@@ -431,7 +434,7 @@ func (r *Report) runCLI(ctx context.Context, cli *client.Client, redisURL string
 	if err != nil {
 		return errors.New("the docker command is not installed")
 	}
-	rt, err := docker.New(cli, docker.Config{Owner: fmt.Sprintf("bench-cli-%d", os.Getpid()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rt, err := baselineRuntime(cli, cfg, fmt.Sprintf("bench-cli-%d", os.Getpid()))
 	if err != nil {
 		return err
 	}
@@ -450,7 +453,7 @@ func (r *Report) runCLI(ctx context.Context, cli *client.Client, redisURL string
 	}
 	var dockerRuns, execqRuns []time.Duration
 	for range max(cfg.Samples/2, 1) {
-		d, err := timed(dockerBin, "exec", "-u", "1000:1000", sb.ID(), "true")
+		d, err := timed(dockerBin, "exec", "-u", fmt.Sprintf("%d:%d", sb.User(), sb.User()), sb.ID(), "true")
 		if err != nil {
 			return err
 		}
@@ -672,4 +675,15 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// baselineRuntime makes containers with execq's own hardening, for the
+// bare execs the figures are compared with.
+func baselineRuntime(cli *client.Client, cfg Config, owner string) (*dockerexec.Runtime, error) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	engine, err := docker.NewEngine(cli, docker.Config{Owner: owner, AgentBinary: filepath.Join(filepath.Dir(cfg.Exe), "execq-agent"), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return dockerexec.New(engine, cli, dockerexec.Config{Logger: log}), nil
 }

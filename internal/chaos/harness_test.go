@@ -78,7 +78,7 @@ func (e *env) submit(t *testing.T, req tasks.ExecRequest) string {
 	defer cancel()
 	id, err := e.prod.Submit(ctx, req)
 	if err != nil {
-		t.Fatalf("submit %q: %v", req.Cmd, err)
+		t.Fatalf("submit %s: %s", clip(fmt.Sprint(req.Cmd)), clip(err.Error()))
 	}
 	return id
 }
@@ -212,10 +212,14 @@ func (e *env) enqueueRaw(t *testing.T, id string, payload []byte) {
 const cleanScript = `
 read -r mem 2>/dev/null </sys/fs/cgroup/memory/memory.limit_in_bytes || read -r mem 2>/dev/null </sys/fs/cgroup/memory.max || mem=unknown
 read -r pids 2>/dev/null </sys/fs/cgroup/pids/pids.max || read -r pids 2>/dev/null </sys/fs/cgroup/pids.max || pids=unknown
+# The user's own process limit, where the runtime sets one below the
+# container's (the agent keeps room for itself beyond it).
+nproc=$(ulimit -u)
+[ "$nproc" != unlimited ] && [ "$pids" != unknown ] && [ "$nproc" -lt "$pids" ] && pids=$nproc
 echo "mem $mem"
 echo "pids $pids"
 uid=$(id -u)
-[ "$uid" = 1000 ] || echo "uid $uid"
+[ "$uid" -ge 1000 ] && [ "$uid" -lt 2000 ] && [ "$uid" = "$(id -g)" ] || echo "uid $uid"
 [ "$PWD" = /workspace ] || echo "pwd $PWD"
 [ "$HOME" = /workspace ] || echo "home $HOME"
 for d in /workspace /tmp /dev/shm /dev/mqueue; do
@@ -224,6 +228,10 @@ for d in /workspace /tmp /dev/shm /dev/mqueue; do
 		[ -e "$f" ] || [ -L "$f" ] || continue
 		echo "left: $f"
 	done
+done
+for f in /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem; do
+	[ -r "$f" ] || continue
+	{ read -r _; while read -r line; do echo "ipc: ${f##*/} $line"; done; } <"$f"
 done
 find / \( -path /proc -o -path /sys \) -prune -o -name '*execq-chaos-leak*' -print 2>/dev/null | while read -r f; do echo "marker: $f"; done
 ` + testutil.LeftoverScript + `
@@ -307,7 +315,10 @@ func startWorker(t *testing.T, e *env, o workerOpts) *workerProc {
 	}
 	w := &workerProc{name: ownerPrefix() + o.label, exited: make(chan struct{})}
 	args := []string{"worker", "--redis", e.url, "--name", w.name, "--pool-size", strconv.Itoa(o.poolSize),
-		"--shutdown-timeout", "5s", "--log-level", "info"}
+		"--shutdown-timeout", "5s", "--log-level", "info", "--runtime", sandboxRuntime}
+	if ociRuntime != "" {
+		args = append(args, "--oci-runtime", ociRuntime)
+	}
 	if o.queues != "" {
 		args = append(args, "--queues", o.queues)
 	}
@@ -587,10 +598,10 @@ func startInProcessWorker(t *testing.T, e *env, label string, limits tasks.Limit
 	t.Helper()
 	ip := &inProcessWorker{name: ownerPrefix() + label, log: &lockedBuffer{}}
 	log := slog.New(slog.NewTextHandler(ip.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rt, err := docker.New(e.docker, docker.Config{Owner: ip.name, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := testutil.NewRuntime(t, e.docker, sandboxRuntime, ip.name, testutil.RuntimeOptions{
+		Logger: log, Engine: docker.Config{AgentBinary: filepath.Join(filepath.Dir(execqBin), "execq-agent"), OCIRuntime: ociRuntime},
+	})
+	var err error
 	ip.w, err = worker.New(worker.Config{
 		Redis:           e.rc,
 		Runtime:         rt,

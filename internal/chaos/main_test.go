@@ -47,8 +47,20 @@ var (
 	// runID makes this run's worker names (and so its container labels)
 	// unique on a shared engine.
 	runID string
-	rec   = &recorder{}
+	// sandboxRuntime is the runtime every worker of the run uses
+	// ($EXECQ_CHAOS_RUNTIME, agent by default); ociRuntime the engine's
+	// runtime under it ($EXECQ_TEST_OCI_RUNTIME, e.g. runsc).
+	sandboxRuntime = envOr("EXECQ_CHAOS_RUNTIME", "agent")
+	ociRuntime     = os.Getenv("EXECQ_TEST_OCI_RUNTIME")
+	rec            = &recorder{}
 )
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
 
 func TestMain(m *testing.M) {
 	runID = newToken()[:6]
@@ -79,7 +91,8 @@ func TestMain(m *testing.M) {
 }
 
 // buildExecq builds ./cmd/execq into bin, without the race detector: the
-// workers under test run as they are deployed.
+// workers under test run as they are deployed; and the static agent beside
+// it, where the workers find it.
 func buildExecq(bin string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -87,11 +100,17 @@ func buildExecq(bin string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/execq")
-	cmd.Dir = testutil.RepoRoot()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build ./cmd/execq: %v: %s", err, strings.TrimSpace(string(out)))
+	for _, b := range []struct{ out, pkg string }{
+		{bin, "./cmd/execq"},
+		{filepath.Join(filepath.Dir(bin), "execq-agent"), "./cmd/execq-agent"},
+	} {
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", b.out, b.pkg)
+		cmd.Dir = testutil.RepoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build %s: %v: %s", b.pkg, err, strings.TrimSpace(string(out)))
+		}
 	}
 	return nil
 }
@@ -204,7 +223,11 @@ func (r *recorder) summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n==== execq chaos summary (run %s, execq built in %s) ====\n", runID, r.buildTook.Round(100*time.Millisecond))
+	oci := ociRuntime
+	if oci == "" {
+		oci = "the engine's default"
+	}
+	fmt.Fprintf(&b, "\n==== execq chaos summary (run %s, runtime %s on %s, execq built in %s) ====\n", runID, sandboxRuntime, oci, r.buildTook.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tCASE\tRESULT\tFAULT\tMEASURED")
 	tried, passed, failed, skipped, faults, survived := 0, 0, 0, 0, 0, 0

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/webguard"
 )
 
 // RootPath is where the asynqmon UI is mounted.
@@ -40,6 +41,10 @@ type Config struct {
 	// User and Password, when User is set, protect every page with HTTP
 	// basic auth (asynqmon has none of its own).
 	User, Password string
+	// AllowedHosts are the host names the dashboard answers to besides
+	// localhost and IP addresses; a request for any other gets 403, and so
+	// does a state-changing request from another origin (webguard).
+	AllowedHosts []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -81,7 +86,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.User != "" {
 		h = basicAuth(h, cfg.User, cfg.Password)
 	}
-	return h, nil
+	return webguard.Wrap(h, webguard.Config{Hosts: cfg.AllowedHosts}), nil
 }
 
 // HealthHandler answers 200 "ok" when health returns nil and 503 with the

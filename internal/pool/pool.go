@@ -70,6 +70,9 @@ type Config struct {
 	OnReplace func(cause string)
 	// OnCreate, when set, is told how long each creation took.
 	OnCreate func(d time.Duration, err error)
+	// OnReset, when set, is told how long each reset took, as the pool saw
+	// it, and what it did.
+	OnReset func(d time.Duration, rep sandbox.ResetReport, err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -122,6 +125,7 @@ type Pool struct {
 	all      map[string]*entry // every container the pool holds
 	idle     []*entry          // ready, most recently used last
 	creating int               // creations in flight
+	warmID   string            // the image ID the warm image resolved to last
 	changed  chan struct{}     // closed and renewed on every change
 	closed   bool
 }
@@ -201,10 +205,10 @@ func (l *Lease) Replace(cause string) {
 	l.once.Do(func() { l.p.release(l.e, cause) })
 }
 
-// Acquire returns a container of image, taking an idle one when there is
-// one, creating one while the pool holds fewer than Size, evicting an idle
-// container of another image when that makes room, and otherwise waiting
-// until ctx ends.
+// Acquire returns a container of image (an image ID, as containers report
+// theirs), taking an idle one when there is one, creating one while the
+// pool holds fewer than Size, evicting an idle container of another image
+// when that makes room, and otherwise waiting until ctx ends.
 func (p *Pool) Acquire(ctx context.Context, image string) (*Lease, error) {
 	for {
 		p.mu.Lock()
@@ -292,7 +296,7 @@ func (p *Pool) takeIdleOtherLocked(image string) *entry {
 		if e.sb.Image() == image {
 			continue
 		}
-		if pick < 0 || p.idle[pick].sb.Image() == p.cfg.Image && e.sb.Image() != p.cfg.Image {
+		if pick < 0 || p.idle[pick].sb.Image() == p.warmID && e.sb.Image() != p.warmID {
 			pick = i
 		}
 	}
@@ -333,8 +337,12 @@ func (p *Pool) release(e *entry, cause string) {
 	go func() {
 		defer p.wg.Done()
 		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ResetTimeout)
-		err := e.sb.Reset(ctx)
+		start := time.Now()
+		rep, err := e.sb.Reset(ctx)
 		cancel()
+		if p.cfg.OnReset != nil {
+			p.cfg.OnReset(time.Since(start), rep, err)
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.closed {
@@ -396,6 +404,7 @@ func (p *Pool) warm() {
 		p.mu.Lock()
 		if err == nil {
 			p.creating--
+			p.warmID = sb.Image()
 			if p.closed {
 				p.removeLocked(&entry{sb: sb}, "")
 			} else {

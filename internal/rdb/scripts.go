@@ -50,3 +50,24 @@ for _, id in ipairs(ids) do
 end
 return requeued
 `)
+
+// bindScript binds an execution ID to the queue and the request digest it
+// is first submitted with, and returns what it is bound to.
+//
+// KEYS[1] the queue key
+// KEYS[2] the request key
+// ARGV[1] the queue
+// ARGV[2] the request digest
+// ARGV[3] retention in milliseconds
+//
+// Returns {queue, digest} of the binding; the digest is "" for a binding
+// made without one.
+var bindScript = redis.NewScript(`
+local q = redis.call("GET", KEYS[1])
+if not q then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
+	redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
+	return {ARGV[1], ARGV[2]}
+end
+return {q, redis.call("GET", KEYS[2]) or ""}
+`)

@@ -1,12 +1,20 @@
 // Package sandbox is the contract between execq's worker and the runtimes
-// that run commands in isolation: a Sandbox is one warm, locked-down
-// container that serves one execution at a time. The Docker runtime lives in
-// sandbox/docker, a fake one for unit tests in sandbox/fake.
+// that run commands in isolation. A Sandbox is one warm, locked-down
+// container that serves one execution at a time; a Runtime makes and
+// removes them.
+//
+// Two runtimes implement it on the Docker engine: sandbox/agentrt, whose
+// containers run execq's agent as PID 1 and are driven over its protocol,
+// and sandbox/dockerexec, which drives each step through `docker exec`.
+// Both share the container lifecycle of sandbox/docker. A fake runtime for
+// unit tests lives in sandbox/fake; sandbox/sandboxtest is the contract
+// suite every runtime passes.
 package sandbox
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -21,11 +29,15 @@ var (
 	// ErrInvalidImage: the image name is not a valid reference. A request
 	// naming it is rejected.
 	ErrInvalidImage = errors.New("invalid image name")
-	// ErrDirty: Reset could not restore a clean sandbox; replace it.
+	// ErrDirty: a reset could not restore a clean sandbox, or could not
+	// verify that it did; replace it.
 	ErrDirty = errors.New("sandbox could not be cleaned")
-	// ErrStopped: the sandbox stopped while a command ran in it (its
-	// container was killed or removed from outside); replace it.
-	ErrStopped = errors.New("sandbox stopped during the execution")
+	// ErrStopped: the sandbox stopped while in use (its container was killed
+	// or removed from outside, its agent died); replace it.
+	ErrStopped = errors.New("sandbox stopped")
+	// ErrUnresponsive: the sandbox's agent did not answer within its bound,
+	// or answered out of protocol; replace it.
+	ErrUnresponsive = errors.New("sandbox does not answer")
 )
 
 // Limits are the resource limits of one execution.
@@ -33,12 +45,13 @@ type Limits struct {
 	MemoryBytes int64
 	// NanoCPUs is CPUs × 1e9, as in Docker.
 	NanoCPUs int64
-	Pids     int64
+	// Pids bounds the processes and threads of the execution.
+	Pids int64
 }
 
-// Command is one command to run in a sandbox as the unprivileged user.
+// Command is one command to run in a sandbox as its unprivileged user.
 type Command struct {
-	// Cmd is the argv; Cmd[0] is looked up in the image's PATH.
+	// Cmd is the argv; Cmd[0] is looked up in the environment's PATH.
 	Cmd []string
 	// Env holds "KEY=value" entries added to the image's environment.
 	Env []string
@@ -52,11 +65,41 @@ type Command struct {
 	Stdout, Stderr io.Writer
 }
 
+// StartReason says why a command could not start.
+type StartReason string
+
+// Reasons a command could not start.
+const (
+	// StartNotFound: the program does not exist (a shell says 127).
+	StartNotFound StartReason = "not_found"
+	// StartDenied: the program exists but cannot be executed (126).
+	StartDenied StartReason = "denied"
+	// StartWorkDir: the working directory does not exist or is not one.
+	StartWorkDir StartReason = "workdir"
+	// StartTooLarge: argv and environment are over the kernel's limit.
+	StartTooLarge StartReason = "too_large"
+	// StartLimit: the sandbox's process limit refused the new process.
+	StartLimit StartReason = "limit"
+	// StartOther: anything else the engine or the agent refused.
+	StartOther StartReason = "other"
+)
+
+// StartError is returned by Run when the command could not start. The
+// sandbox is intact.
+type StartError struct {
+	Reason  StartReason
+	Message string
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("cannot run the command: %s", e.Message) }
+
 // Outcome is how a command ended.
 type Outcome struct {
-	// ExitCode is the main process's exit code; -1 when it was killed
-	// because the context ended.
+	// ExitCode is the main process's exit code: 128+N when signal N killed
+	// it, as a shell reports it; -1 when it did not end by itself.
 	ExitCode int
+	// Signal is the signal that killed the main process, or 0.
+	Signal int
 	// OOMKilled is true when the memory limit killed one of its processes.
 	OOMKilled bool
 	// Duration is from the start of the command to the exit of its main
@@ -64,6 +107,38 @@ type Outcome struct {
 	Duration time.Duration
 	// Resources is nil when the runtime cannot measure them.
 	Resources *tasks.Resources
+	// Reusable is false when ending the command took the sandbox down with
+	// it, as killing its container does; the sandbox must then be replaced.
+	// A reusable sandbox is still reset before another execution.
+	Reusable bool
+}
+
+// CollectSpec says which files Collect returns.
+type CollectSpec struct {
+	// Globs select the files, relative to /workspace (see tasks.MatchAny).
+	Globs []string
+	// MaxBytes bounds the content returned; files beyond it are listed
+	// with an Error.
+	MaxBytes int64
+	// MaxEntries bounds the entries returned.
+	MaxEntries int
+}
+
+// CollectResult is what Collect returns.
+type CollectResult struct {
+	Files []tasks.CollectedFile
+	// Truncated says why the collection stopped early, or is "".
+	Truncated string
+}
+
+// ResetReport says what a reset found and did.
+type ResetReport struct {
+	// Killed counts the processes the last execution left.
+	Killed int
+	// Removed counts the files, directories and IPC objects removed.
+	Removed int
+	// Took is how long the reset took, as the sandbox measured it.
+	Took time.Duration
 }
 
 // Sandbox is one warm container. Its methods are called by one execution
@@ -71,28 +146,63 @@ type Outcome struct {
 type Sandbox interface {
 	// ID names the sandbox (the container ID).
 	ID() string
-	// Image is the image the sandbox runs.
+	// Image is the ID of the image the sandbox runs.
 	Image() string
+	// User is the uid that runs the sandbox's commands; no other sandbox
+	// of the engine has it.
+	User() int
 	// SetLimits applies an execution's limits; it costs nothing when they
 	// are the sandbox's current ones.
 	SetLimits(ctx context.Context, l Limits) error
-	// PutFiles writes files into /workspace, owned by the unprivileged user.
+	// PutFiles writes files into /workspace, owned by the sandbox's user.
 	PutFiles(ctx context.Context, files []tasks.File) error
 	// Run runs cmd and returns as soon as its main process exits, whatever
-	// its children do: output they write afterwards is not waited for. When
-	// ctx ends first, Run kills every process of the command, returns the
-	// outcome so far and an error wrapping context.Cause(ctx); the sandbox
-	// must then be replaced.
+	// its children do: output they write afterwards is not waited for. A
+	// command that cannot start gives a *StartError. When ctx ends first,
+	// Run kills every process of the sandbox's user and returns the outcome
+	// so far and an error wrapping context.Cause(ctx).
 	Run(ctx context.Context, cmd Command) (Outcome, error)
-	// Collect returns the regular files under /workspace matching globs,
-	// content included while the total stays within maxBytes; matches that
-	// cannot be returned carry an Error.
-	Collect(ctx context.Context, globs []string, maxBytes int64) ([]tasks.CollectedFile, error)
-	// Reset kills every process the last execution left and empties
-	// /workspace, /tmp and /dev/shm. It returns an error wrapping ErrDirty,
-	// or a runtime error, when that did not succeed; the sandbox must then
-	// be replaced.
-	Reset(ctx context.Context) error
+	// KillAll kills every process of the sandbox's user and returns once
+	// none is left.
+	KillAll(ctx context.Context) error
+	// Collect returns the entries under /workspace that match spec:
+	// regular files with their content while it fits, everything else
+	// (links, FIFOs, files over the cap) with an Error and no content.
+	// The caller kills the user's processes first.
+	Collect(ctx context.Context, spec CollectSpec) (CollectResult, error)
+	// Reset kills every process of the user, empties /workspace, /tmp,
+	// /dev/shm and /dev/mqueue, removes System V IPC objects, and verifies
+	// all of it. It returns an error wrapping ErrDirty, or another error,
+	// when it did not succeed; the sandbox must then be replaced.
+	Reset(ctx context.Context) (ResetReport, error)
+}
+
+// Image is an image resolved on the engine.
+type Image struct {
+	// Ref is the reference it was asked for.
+	Ref string
+	// ID is the image ID; containers are created from it, so that a tag
+	// moved since cannot change what runs.
+	ID string
+	// Volumes are the paths the image declares as volumes.
+	Volumes []string
+}
+
+// Runtime makes and removes sandboxes on one engine.
+type Runtime interface {
+	// Create starts a new sandbox of the image named by ref or ID.
+	Create(ctx context.Context, image string) (Sandbox, error)
+	// Remove removes a sandbox's container; one already gone counts as
+	// removed.
+	Remove(ctx context.Context, id string) error
+	// List returns the containers execq made on the engine, whoever their
+	// owner.
+	List(ctx context.Context) ([]Info, error)
+	// ResolveImage resolves ref to the image present on the engine: an
+	// error wrapping ErrImageNotFound or ErrInvalidImage when it cannot.
+	ResolveImage(ctx context.Context, ref string) (Image, error)
+	// Ping checks that the engine answers.
+	Ping(ctx context.Context) error
 }
 
 // Info describes a sandbox container found on the engine, whoever created

@@ -205,10 +205,12 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// LeftoverScript prints "process: PID NAME" for every process of uid 1000
-// in the sandbox but the shell running it, reading /proc with builtins only
-// (a ps pipeline would list its own members, some of them mid-exec).
+// LeftoverScript prints "process: PID NAME" for every process of the
+// shell's own user in the sandbox but the shell running it, reading /proc
+// with builtins only (a ps pipeline would list its own members, some of
+// them mid-exec).
 const LeftoverScript = `
+while read -r k v _; do [ "$k" = Uid: ] && { me=$v; break; }; done </proc/$$/status
 for s in /proc/[0-9]*/status; do
 	[ "$s" = "/proc/$$/status" ] && continue
 	name= puid=
@@ -218,7 +220,7 @@ for s in /proc/[0-9]*/status; do
 		Uid:) puid=$v; break ;;
 		esac
 	done 2>/dev/null <"$s"
-	[ "$puid" = 1000 ] && echo "process: ${s#/proc/} $name"
+	[ "$puid" = "$me" ] && echo "process: ${s#/proc/} $name"
 done
 true
 `

@@ -26,43 +26,11 @@ type cgroup struct {
 	// oom is memory.oom_control on v1, memory.events on v2; both count
 	// oom_kill.
 	oom string
-	// hostProc is true when the worker sees the host's /proc: then the PIDs
-	// in cgroup.procs can be looked up there.
+	// usage is memory.usage_in_bytes on v1, memory.current on v2.
+	usage string
+	// hostProc is true when the worker sees the host's /proc: then the
+	// container's PIDs can be looked up there.
 	hostProc bool
-}
-
-// tmpfsBytes is what the container's tmpfs mounts hold (shmem in
-// memory.stat), charged to its memory limit.
-func (cg *cgroup) tmpfsBytes() (uint64, error) {
-	return readKeyed(filepath.Join(filepath.Dir(cg.peak), "memory.stat"), "shmem")
-}
-
-// procs is the cgroup.procs file beside the memory files: every process of
-// the container.
-func (cg *cgroup) procs() string { return filepath.Join(filepath.Dir(cg.peak), "cgroup.procs") }
-
-// userProcesses counts the container's processes that do not run as root,
-// reading their status in the host's /proc. It fails when the worker does
-// not share the host's PID namespace, or a process vanishes mid-count.
-func (cg *cgroup) userProcesses() (int, error) {
-	if !cg.hostProc {
-		return 0, errors.New("the host's /proc is not visible")
-	}
-	b, err := os.ReadFile(cg.procs())
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, pid := range strings.Fields(string(b)) {
-		uid, err := readKeyed("/proc/"+pid+"/status", "Uid:")
-		if err != nil {
-			return 0, err
-		}
-		if uid != 0 {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // findCgroup locates the cgroup of the container whose init has host PID
@@ -78,16 +46,8 @@ func findCgroup(root string, pid int, id string) (*cgroup, error) {
 	}
 	for _, rel := range []string{"docker/" + id, "system.slice/docker-" + id + ".scope"} {
 		candidates = append(candidates,
-			&cgroup{
-				cpu:  filepath.Join(root, "cpuacct", rel, "cpuacct.usage"),
-				peak: filepath.Join(root, "memory", rel, "memory.max_usage_in_bytes"),
-				oom:  filepath.Join(root, "memory", rel, "memory.oom_control"),
-			},
-			&cgroup{
-				cpu:  filepath.Join(root, "cpu,cpuacct", rel, "cpuacct.usage"),
-				peak: filepath.Join(root, "memory", rel, "memory.max_usage_in_bytes"),
-				oom:  filepath.Join(root, "memory", rel, "memory.oom_control"),
-			},
+			v1Cgroup(filepath.Join(root, "cpuacct", rel), filepath.Join(root, "memory", rel)),
+			v1Cgroup(filepath.Join(root, "cpu,cpuacct", rel), filepath.Join(root, "memory", rel)),
 			v2Cgroup(filepath.Join(root, rel)),
 		)
 	}
@@ -96,15 +56,25 @@ func findCgroup(root string, pid int, id string) (*cgroup, error) {
 			return cg, nil
 		}
 	}
-	return nil, fmt.Errorf("no readable cgroup for container %s under %s", short(id), root)
+	return nil, fmt.Errorf("no readable cgroup for container %s under %s", Short(id), root)
+}
+
+func v1Cgroup(cpuDir, memDir string) *cgroup {
+	return &cgroup{
+		cpu:   filepath.Join(cpuDir, "cpuacct.usage"),
+		peak:  filepath.Join(memDir, "memory.max_usage_in_bytes"),
+		oom:   filepath.Join(memDir, "memory.oom_control"),
+		usage: filepath.Join(memDir, "memory.usage_in_bytes"),
+	}
 }
 
 func v2Cgroup(dir string) *cgroup {
 	return &cgroup{
-		v2:   true,
-		cpu:  filepath.Join(dir, "cpu.stat"),
-		peak: filepath.Join(dir, "memory.peak"),
-		oom:  filepath.Join(dir, "memory.events"),
+		v2:    true,
+		cpu:   filepath.Join(dir, "cpu.stat"),
+		peak:  filepath.Join(dir, "memory.peak"),
+		oom:   filepath.Join(dir, "memory.events"),
+		usage: filepath.Join(dir, "memory.current"),
 	}
 }
 
@@ -137,11 +107,7 @@ func cgroupFromProc(root string, pid int) (*cgroup, error) {
 		if _, err := os.Stat(filepath.Join(root, cpuDir)); err != nil {
 			cpuDir = "cpu,cpuacct"
 		}
-		return &cgroup{
-			cpu:  filepath.Join(root, cpuDir, cpu, "cpuacct.usage"),
-			peak: filepath.Join(root, "memory", mem, "memory.max_usage_in_bytes"),
-			oom:  filepath.Join(root, "memory", mem, "memory.oom_control"),
-		}, nil
+		return v1Cgroup(filepath.Join(root, cpuDir, cpu), filepath.Join(root, "memory", mem)), nil
 	}
 	if unified, ok := v1[""]; ok {
 		return v2Cgroup(filepath.Join(root, unified)), nil
@@ -150,7 +116,7 @@ func cgroupFromProc(root string, pid int) (*cgroup, error) {
 }
 
 func (cg *cgroup) usable() bool {
-	for _, f := range []string{cg.cpu, cg.peak, cg.oom} {
+	for _, f := range []string{cg.cpu, cg.peak, cg.oom, cg.usage} {
 		if _, err := os.Stat(f); err != nil {
 			return false
 		}
@@ -163,6 +129,7 @@ type accounting struct {
 	cg       *cgroup
 	cpu0     uint64
 	oom0     uint64
+	base     uint64   // memory held when the execution began
 	peakFile *os.File // v2: the open memory.peak whose peak was reset
 	err      error
 }
@@ -191,21 +158,29 @@ func (cg *cgroup) begin() *accounting {
 	if a.err == nil {
 		a.oom0, a.err = readKeyed(cg.oom, "oom_kill")
 	}
+	if a.err == nil {
+		a.base, a.err = readUint(cg.usage)
+	}
 	return a
 }
 
 // end reads the counters again. It returns nil resources when they could
-// not be measured, and the number of OOM kills since begin.
-func (a *accounting) end() (*tasks.Resources, uint64) {
+// not be measured, and the number of OOM kills since begin (ok false when
+// that is unknown). The peak memory reported is what the execution added
+// to what the container held when it began: the agent, the files put in.
+func (a *accounting) end() (*tasks.Resources, uint64, bool) {
+	if a == nil {
+		return nil, 0, false
+	}
 	if a.peakFile != nil {
 		defer a.peakFile.Close()
 	}
 	if a.cg == nil || a.err != nil {
-		return nil, 0
+		return nil, 0, false
 	}
 	cpu, err := a.cg.readCPU()
 	if err != nil {
-		return nil, 0
+		return nil, 0, false
 	}
 	var peak uint64
 	if a.peakFile != nil {
@@ -214,16 +189,17 @@ func (a *accounting) end() (*tasks.Resources, uint64) {
 		peak, err = readUint(a.cg.peak)
 	}
 	if err != nil {
-		return nil, 0
+		return nil, 0, false
 	}
 	oom, err := readKeyed(a.cg.oom, "oom_kill")
+	known := err == nil
 	if err != nil {
 		oom = a.oom0
 	}
 	return &tasks.Resources{
 		CPUTimeMs:       int64((cpu - min(a.cpu0, cpu)) / 1e6),
-		PeakMemoryBytes: int64(peak),
-	}, oom - min(a.oom0, oom)
+		PeakMemoryBytes: int64(peak - min(a.base, peak)),
+	}, oom - min(a.oom0, oom), known
 }
 
 // readCPU returns the CPU time used, in nanoseconds.

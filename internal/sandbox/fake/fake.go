@@ -11,7 +11,8 @@
 //	ls                   writes the workspace's file names to stdout
 //	crash                fails as if the container died
 //
-// Errors are injected one at a time through the Runtime's fields.
+// Any other program is not found; a working directory that holds no file
+// does not exist. Errors are injected one at a time through the Runtime's fields.
 package fake
 
 import (
@@ -80,7 +81,7 @@ func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, er
 	}
 	r.next++
 	r.created++
-	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, files: map[string]tasks.File{}, created: time.Now()}
+	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, uid: 1000 + r.next, files: map[string]tasks.File{}, created: time.Now()}
 	r.live[sb.id] = sb
 	return sb, nil
 }
@@ -99,14 +100,14 @@ func (r *Runtime) SetPingErr(err error) {
 	r.PingErr = err
 }
 
-// CheckImage reports whether image exists.
-func (r *Runtime) CheckImage(ctx context.Context, image string) error {
+// ResolveImage resolves image to itself when it exists.
+func (r *Runtime) ResolveImage(ctx context.Context, image string) (sandbox.Image, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.Images != nil && !slices.Contains(r.Images, image) {
-		return fmt.Errorf("fake: %q: %w", image, sandbox.ErrImageNotFound)
+		return sandbox.Image{}, fmt.Errorf("fake: %q: %w", image, sandbox.ErrImageNotFound)
 	}
-	return nil
+	return sandbox.Image{Ref: image, ID: image}, nil
 }
 
 // Remove removes a sandbox; an unknown one counts as removed.
@@ -161,6 +162,7 @@ type Sandbox struct {
 	rt      *Runtime
 	id      string
 	image   string
+	uid     int
 	created time.Time
 	limits  sandbox.Limits
 	files   map[string]tasks.File
@@ -176,6 +178,9 @@ func (s *Sandbox) ID() string { return s.id }
 
 // Image is the sandbox's image.
 func (s *Sandbox) Image() string { return s.image }
+
+// User is the sandbox's uid: 1000 plus its number.
+func (s *Sandbox) User() int { return s.uid }
 
 // SetLimits records l.
 func (s *Sandbox) SetLimits(ctx context.Context, l sandbox.Limits) error {
@@ -205,9 +210,12 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	if s.isDead() {
 		return sandbox.Outcome{ExitCode: -1}, ErrCrashed
 	}
+	if cmd.Dir != "" && cmd.Dir != tasks.Workspace && !s.hasDir(strings.TrimPrefix(cmd.Dir, tasks.Workspace+"/")) {
+		return sandbox.Outcome{ExitCode: -1, Reusable: true}, &sandbox.StartError{Reason: sandbox.StartWorkDir, Message: "the working directory " + cmd.Dir + " does not exist"}
+	}
 	s.runs++
 	start := time.Now()
-	out := sandbox.Outcome{Resources: &tasks.Resources{CPUTimeMs: 1, PeakMemoryBytes: 1 << 20}}
+	out := sandbox.Outcome{Resources: &tasks.Resources{CPUTimeMs: 1, PeakMemoryBytes: 1 << 20}, Reusable: true}
 	stdout, stderr := orDiscard(cmd.Stdout), orDiscard(cmd.Stderr)
 	args := cmd.Cmd[1:]
 	switch cmd.Cmd[0] {
@@ -226,7 +234,6 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			s.rt.Kill(s.id)
 			out.ExitCode = -1
 			out.Duration = time.Since(start)
 			return out, fmt.Errorf("fake run: %w", context.Cause(ctx))
@@ -250,40 +257,69 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		s.rt.Kill(s.id)
 		return sandbox.Outcome{ExitCode: -1}, ErrCrashed
 	default:
-		fmt.Fprintf(stderr, "fake: %s: not found\n", cmd.Cmd[0])
-		out.ExitCode = 127
+		return sandbox.Outcome{ExitCode: -1, Reusable: true}, &sandbox.StartError{Reason: sandbox.StartNotFound, Message: cmd.Cmd[0] + ": executable file not found in $PATH"}
 	}
 	out.Duration = time.Since(start)
 	return out, nil
 }
 
-// Collect returns stored files matching globs.
-func (s *Sandbox) Collect(ctx context.Context, globs []string, maxBytes int64) ([]tasks.CollectedFile, error) {
-	var files []tasks.CollectedFile
+func (s *Sandbox) hasDir(dir string) bool {
+	for name := range s.files {
+		if strings.HasPrefix(name, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// KillAll kills nothing: a fake command ends with Run.
+func (s *Sandbox) KillAll(ctx context.Context) error {
+	if s.isDead() {
+		return ErrCrashed
+	}
+	return nil
+}
+
+// Collect returns stored files matching the spec's globs, within its caps.
+func (s *Sandbox) Collect(ctx context.Context, spec sandbox.CollectSpec) (sandbox.CollectResult, error) {
+	var res sandbox.CollectResult
+	var total int64
 	for _, name := range slices.Sorted(maps.Keys(s.files)) {
-		if !tasks.MatchAny(globs, name) {
+		if !tasks.MatchAny(spec.Globs, name) {
 			continue
 		}
+		if len(res.Files) >= spec.MaxEntries {
+			res.Truncated = fmt.Sprintf("more than %d files match", spec.MaxEntries)
+			break
+		}
 		f := s.files[name]
-		files = append(files, tasks.CollectedFile{Path: name, Size: int64(len(f.Content)), Mode: f.Mode, Content: f.Content})
+		cf := tasks.CollectedFile{Path: name, Size: int64(len(f.Content)), Mode: f.Mode}
+		if total+cf.Size > spec.MaxBytes {
+			cf.Error = "not returned: over the cap"
+		} else {
+			cf.Content = f.Content
+			total += cf.Size
+		}
+		res.Files = append(res.Files, cf)
 	}
-	return files, nil
+	return res, nil
 }
 
 // Reset forgets the files, or fails once with ResetErr.
-func (s *Sandbox) Reset(ctx context.Context) error {
+func (s *Sandbox) Reset(ctx context.Context) (sandbox.ResetReport, error) {
 	s.rt.mu.Lock()
 	defer s.rt.mu.Unlock()
 	if s.dead {
-		return ErrCrashed
+		return sandbox.ResetReport{}, ErrCrashed
 	}
 	if err := s.rt.ResetErr; err != nil {
 		s.rt.ResetErr = nil
-		return err
+		return sandbox.ResetReport{}, err
 	}
 	s.resets++
+	rep := sandbox.ResetReport{Removed: len(s.files)}
 	s.files = map[string]tasks.File{}
-	return nil
+	return rep, nil
 }
 
 func orDiscard(w io.Writer) io.Writer {

@@ -1,8 +1,10 @@
-package docker
+package dockerexec
 
 import (
 	"io"
 	"strings"
+
+	"github.com/execq/execq/internal/sandbox"
 )
 
 // startFailurePrefix begins the message the engine writes to an exec's
@@ -11,10 +13,11 @@ import (
 const startFailurePrefix = "OCI runtime exec failed: "
 
 // headFilter passes a command's standard output through, except that it
-// holds back the first bytes while they could begin one of prefixes:
-// messages the engine or runScript write there in the command's place, to
-// be reported as errors instead of as output. Output that does not begin
-// like one of them is passed on at its first write.
+// holds back the first bytes while they could begin one of prefixes: the
+// message the engine writes there when it cannot start the process. Output
+// that does not begin like one is passed on at its first write. Whether the
+// held bytes were the engine's is decided by the process never having had
+// a PID, not by what they say.
 type headFilter struct {
 	w        io.Writer
 	prefixes []string
@@ -72,18 +75,25 @@ func (f *headFilter) finish(prefix string) string {
 // flush passes on whatever is still held.
 func (f *headFilter) flush() { _ = f.release() }
 
-// startFailure turns the engine's start-failure message into the reason a
-// shell would give and its exit code: 127 for a program not found, 126
-// otherwise.
-func startFailure(msg string) (string, int) {
-	msg = strings.TrimSuffix(msg, ": unknown")
+// startFailure turns the engine's start-failure message into a reason
+// and the message a shell would give.
+func startFailure(msg string) (sandbox.StartReason, string) {
+	msg = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg), ": unknown"))
+	if i := strings.Index(msg, "chdir to cwd"); i >= 0 {
+		return sandbox.StartWorkDir, "the working directory " + strings.TrimPrefix(msg[i:], "chdir to cwd ")
+	}
 	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
 		msg = msg[i+len("exec: "):]
 	} else {
 		msg = strings.TrimPrefix(msg, startFailurePrefix)
 	}
-	if strings.Contains(msg, "not found") || strings.Contains(msg, "no such file") {
-		return msg, 127
+	switch {
+	case strings.Contains(msg, "not found"), strings.Contains(msg, "no such file"):
+		return sandbox.StartNotFound, msg
+	case strings.Contains(msg, "permission denied"):
+		return sandbox.StartDenied, msg
+	case strings.Contains(msg, "argument list too long"):
+		return sandbox.StartTooLarge, msg
 	}
-	return msg, 126
+	return sandbox.StartOther, msg
 }

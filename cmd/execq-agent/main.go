@@ -1,0 +1,182 @@
+// Command execq-agent is the program execq puts into every sandbox, from a
+// read-only volume, without changing the image: a static binary with no
+// dependency but the standard library and golang.org/x/sys.
+//
+//	execq-agent serve --uid U --gid G [--wipe DIR]...   PID 1 of an agent-runtime sandbox: speaks the
+//	                                                     protocol of internal/agent/proto on stdin/stdout
+//	execq-agent idle                                    the docker-exec runtime's keepalive
+//	execq-agent reset --uid U --gid G [--wipe DIR]...   the docker-exec runtime's reset, run as the user;
+//	                                                     prints a JSON report
+//	execq-agent kill --uid U                            kills every process of the user
+//	execq-agent put [--max-bytes N]                     extracts a tar archive from stdin into /workspace
+//	execq-agent collect --glob G... [--max-bytes N] [--max-entries N] [--budget D]
+//	                                                     writes a tar archive of the matching files to stdout
+//	                                                     and a JSON report to stderr
+//	execq-agent launch                                  starts a command for the agent (internal)
+//	execq-agent version
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execq/execq/internal/agent"
+	"github.com/execq/execq/internal/agent/proto"
+)
+
+// name is the agent's build, as it says in its Hello.
+var name = fmt.Sprintf("execq-agent protocol %d (%s)", proto.Version, runtime.Version())
+
+func main() {
+	if len(os.Args) < 2 {
+		fatal(errors.New("usage: execq-agent serve|idle|reset|kill|put|collect|launch|version"))
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "launch":
+		os.Exit(agent.Launch())
+	case "serve":
+		fatal(serve(args))
+	case "idle":
+		idle()
+	case "reset":
+		fatal(reset(args))
+	case "kill":
+		fatal(kill(args))
+	case "put":
+		fatal(put(args))
+	case "collect":
+		fatal(collect(args))
+	case "version":
+		fmt.Println(name)
+	default:
+		fatal(fmt.Errorf("unknown command %q", cmd))
+	}
+}
+
+func fatal(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "execq-agent:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// wipeList is a repeatable --wipe flag.
+type wipeList []string
+
+func (w *wipeList) String() string     { return strings.Join(*w, ",") }
+func (w *wipeList) Set(v string) error { *w = append(*w, v); return nil }
+
+func sandboxFlags(fs *flag.FlagSet) *agent.Sandbox {
+	sb := &agent.Sandbox{}
+	fs.IntVar(&sb.UID, "uid", 0, "the sandbox user's uid")
+	fs.IntVar(&sb.GID, "gid", 0, "the sandbox user's gid")
+	fs.Var((*wipeList)(&sb.Wipe), "wipe", "a writable place a reset empties (the first is the workspace; default "+strings.Join(agent.DefaultWipe, ", ")+")")
+	return sb
+}
+
+func parse(fs *flag.FlagSet, args []string) {
+	if err := fs.Parse(args); err != nil {
+		os.Exit(2)
+	}
+}
+
+// threadReserve is how many idle OS threads the agent keeps for itself.
+const threadReserve = 16
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	parse(fs, args)
+	if sb.UID <= 0 || sb.GID <= 0 {
+		return errors.New("serve: --uid and --gid must name an unprivileged user")
+	}
+	sb.AsAgent = true
+	logger := log.New(os.Stderr, "execq-agent: ", 0)
+	if os.Getpid() != 1 {
+		// Orphans must come to the agent to be reaped and counted.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become the sandbox's subreaper: %w", err)
+		}
+	}
+	if err := agent.DropBoundingSet(); err != nil {
+		return err
+	}
+	agent.ReserveThreads(threadReserve)
+	return agent.Serve(os.Stdin, os.Stdout, agent.Config{Sandbox: *sb, Name: name, Log: logger})
+}
+
+// idle waits for ever, as the docker-exec runtime's keepalive; it is
+// killed with its container.
+func idle() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	<-sigs
+	os.Exit(0)
+}
+
+func reset(args []string) error {
+	fs := flag.NewFlagSet("reset", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	budget := fs.Duration("budget", 10*time.Second, "the most the reset may take")
+	parse(fs, args)
+	rep, err := sb.Reset(*budget)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+func kill(args []string) error {
+	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	budget := fs.Duration("budget", 2*time.Second, "the most the kill may take")
+	parse(fs, args)
+	_, err := sb.KillAll(time.Now().Add(*budget))
+	return err
+}
+
+func put(args []string) error {
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	maxBytes := fs.Int64("max-bytes", 64<<20, "the largest archive accepted")
+	parse(fs, args)
+	_, err := sb.Extract(os.Stdin, *maxBytes)
+	return err
+}
+
+// globList is a repeatable --glob flag.
+type globList []string
+
+func (g *globList) String() string     { return strings.Join(*g, ",") }
+func (g *globList) Set(v string) error { *g = append(*g, v); return nil }
+
+func collect(args []string) error {
+	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	var globs globList
+	fs.Var(&globs, "glob", "a glob of files to collect, relative to the workspace")
+	maxBytes := fs.Int64("max-bytes", 16<<20, "the most content returned")
+	maxEntries := fs.Int("max-entries", 1000, "the most entries returned")
+	budget := fs.Duration("budget", 10*time.Second, "the most the walk may take")
+	parse(fs, args)
+	rep, err := sb.Archive(os.Stdout, agent.CollectSpec{
+		Globs: globs, MaxBytes: *maxBytes, MaxEntries: *maxEntries, Deadline: time.Now().Add(*budget),
+	})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stderr).Encode(rep)
+}

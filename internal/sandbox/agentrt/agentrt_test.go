@@ -1,0 +1,17 @@
+package agentrt_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/agentrt"
+	"github.com/execq/execq/internal/sandbox/sandboxtest"
+	"github.com/execq/execq/internal/testutil"
+)
+
+func TestContract(t *testing.T) {
+	sandboxtest.Exercise(t, func(t *testing.T) sandbox.Runtime {
+		return testutil.NewRuntime(t, testutil.Docker(t), agentrt.Name, "test-agent-"+strings.ReplaceAll(t.Name(), "/", "-"), testutil.RuntimeOptions{})
+	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: true})
+}

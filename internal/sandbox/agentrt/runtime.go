@@ -1,0 +1,154 @@
+// Package agentrt is the agent runtime: each sandbox container runs
+// execq's agent (cmd/execq-agent) as PID 1, mounted from a read-only
+// volume, and the worker drives it over the agent's protocol on the
+// container's standard input and output, attached once when the container
+// is created. A command then costs the agent a fork and exec, not a `docker
+// exec`, and so does every isolation step: resets, kills, files in and out.
+//
+// The agent runs as root with CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_CHOWN,
+// CAP_FOWNER, CAP_DAC_OVERRIDE and CAP_SETPCAP, which it uses to empty the
+// capability bounding set of everything it starts. Commands run as the
+// sandbox's own uid, with no capability and no-new-privileges.
+package agentrt
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/docker"
+)
+
+// Name is the runtime's name, in container labels and flags.
+const Name = "agent"
+
+// Client is the part of the Docker API the runtime uses beyond the
+// lifecycle's.
+type Client interface {
+	ContainerAttach(ctx context.Context, id string, options container.AttachOptions) (types.HijackedResponse, error)
+}
+
+// capabilities are the agent's; every other is dropped.
+var capabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID", "SETPCAP"}
+
+// pidsReserve is the room the agent keeps beyond the commands' process
+// limit: the commands are held to theirs by RLIMIT_NPROC of their own uid,
+// the container's cgroup allows this many more, and the agent never needs
+// a new thread once started. A fork bomb cannot take its last process.
+const pidsReserve = 32
+
+// Defaults of Config.
+const (
+	DefaultTimeout      = 5 * time.Second
+	DefaultResetTimeout = 15 * time.Second
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Timeout bounds each wait for an answer of an agent but a command's
+	// own run: an agent that does not answer within it is taken for dead.
+	// Defaults to 5s.
+	Timeout time.Duration
+	// ResetTimeout bounds a reset. Defaults to 15s.
+	ResetTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ResetTimeout <= 0 {
+		c.ResetTimeout = DefaultResetTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Runtime creates agent sandboxes on one engine.
+type Runtime struct {
+	engine *docker.Engine
+	client Client
+	cfg    Config
+}
+
+var _ sandbox.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime on engine; c attaches to its containers.
+func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
+	return &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}
+}
+
+// Create starts a sandbox of image and completes the agent's handshake.
+func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+	img, err := r.engine.ResolveImage(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	var cn *conn
+	c, err := r.engine.Create(ctx, docker.Spec{
+		Image:   img,
+		Runtime: Name,
+		Command: func(uid, gid int, wipe []string) []string {
+			cmd := []string{docker.AgentPath, "serve", "--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid)}
+			for _, w := range wipe {
+				cmd = append(cmd, "--wipe", w)
+			}
+			return cmd
+		},
+		CapAdd:      capabilities,
+		Stdin:       true,
+		PidsReserve: pidsReserve,
+		BeforeStart: func(ctx context.Context, id string) error {
+			// Attached before the start, so that the agent's Hello is not
+			// missed; the channel lives as long as the container.
+			att, err := r.client.ContainerAttach(context.WithoutCancel(ctx), id, container.AttachOptions{
+				Stream: true, Stdin: true, Stdout: true, Stderr: true,
+			})
+			if err != nil {
+				return fmt.Errorf("attach to container %s: %w", docker.Short(id), err)
+			}
+			cn = newConn(att, r.cfg.Timeout, r.cfg.Logger.With("container", docker.Short(id)))
+			return nil
+		},
+	})
+	if err != nil {
+		if cn != nil {
+			cn.close(err)
+		}
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+	defer cancel()
+	if err := cn.handshake(hctx, c.User(), c.Group()); err != nil {
+		cn.close(err)
+		if rmErr := r.engine.Remove(context.WithoutCancel(ctx), c.ID()); rmErr != nil {
+			r.cfg.Logger.Warn("remove a container whose agent failed its handshake", "container", docker.Short(c.ID()), "err", rmErr)
+		}
+		return nil, fmt.Errorf("container %s: %w", docker.Short(c.ID()), err)
+	}
+	return &Sandbox{Container: c, conn: cn, cfg: r.cfg}, nil
+}
+
+// Remove removes a sandbox's container; its channel ends with it.
+func (r *Runtime) Remove(ctx context.Context, id string) error { return r.engine.Remove(ctx, id) }
+
+// List returns the containers execq made on the engine.
+func (r *Runtime) List(ctx context.Context) ([]sandbox.Info, error) { return r.engine.List(ctx) }
+
+// ResolveImage resolves an image reference on the engine.
+func (r *Runtime) ResolveImage(ctx context.Context, ref string) (sandbox.Image, error) {
+	return r.engine.ResolveImage(ctx, ref)
+}
+
+// Ping checks that the engine answers.
+func (r *Runtime) Ping(ctx context.Context) error { return r.engine.Ping(ctx) }

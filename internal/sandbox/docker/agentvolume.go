@@ -1,0 +1,117 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/volume"
+)
+
+// The agent reaches every container from a volume of the engine that holds
+// its binary, mounted read-only: nothing of the image changes, no registry
+// is asked, and it works the same whether the worker runs on the host or in
+// a container of its own (the volume is the engine's, not a path of the
+// worker's file system). The volume is named after the binary's digest, so
+// that workers of different versions never share one.
+const (
+	agentVolumePrefix = "execq-agent-"
+	labelAgentDigest  = "execq.agent.sha256"
+)
+
+// agentVolume fills and names the volume of one agent binary.
+type agentVolume struct {
+	client Client
+	name   string
+	binary []byte
+
+	mu    sync.Mutex
+	ready bool
+}
+
+func newAgentVolume(c Client, path string) (*agentVolume, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the agent binary: %w", err)
+	}
+	if !bytes.HasPrefix(b, []byte("\x7fELF")) {
+		return nil, fmt.Errorf("the agent binary %s is not an ELF executable", path)
+	}
+	sum := sha256.Sum256(b)
+	return &agentVolume{client: c, name: agentVolumePrefix + hex.EncodeToString(sum[:8]), binary: b}, nil
+}
+
+// ensure returns the volume's name once it holds the binary. imageID is an
+// image present on the engine: the container that fills the volume is made
+// of it, and never started.
+func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ready {
+		return v.name, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.APITimeout)
+	defer cancel()
+	if _, err := v.client.VolumeCreate(ctx, volume.CreateOptions{
+		Name:   v.name,
+		Labels: map[string]string{LabelManaged: "true", labelAgentDigest: strings.TrimPrefix(v.name, agentVolumePrefix)},
+	}); err != nil {
+		return "", fmt.Errorf("create the agent volume: %w", err)
+	}
+	created, err := v.client.ContainerCreate(ctx,
+		&container.Config{Image: imageID, Entrypoint: []string{"/execq-never-started"}, Labels: map[string]string{LabelManaged: "true", LabelOwner: e.cfg.Owner}},
+		&container.HostConfig{
+			NetworkMode: "none",
+			Mounts:      []mount.Mount{{Type: mount.TypeVolume, Source: v.name, Target: "/agent"}},
+		}, nil, nil, "")
+	if err != nil {
+		return "", fmt.Errorf("create a container to fill the agent volume: %w", err)
+	}
+	defer func() { _ = e.Remove(context.WithoutCancel(ctx), created.ID) }()
+	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err == nil && st.Size == int64(len(v.binary)) {
+		v.ready = true
+		return v.name, nil
+	} else if err != nil && !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("look into the agent volume: %w", err)
+	}
+	var archive bytes.Buffer
+	tw := tar.NewWriter(&archive)
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "execq-agent", Mode: 0o755, Size: int64(len(v.binary))})
+	_, _ = tw.Write(v.binary)
+	_ = tw.Close()
+	copyErr := v.client.CopyToContainer(ctx, created.ID, "/agent", &archive, container.CopyToContainerOptions{})
+	// Another worker may have filled it meanwhile, and a container be
+	// running the binary (the copy then fails as the file is busy).
+	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err != nil || st.Size != int64(len(v.binary)) {
+		return "", fmt.Errorf("fill the agent volume: %v (stat: %v)", copyErr, err)
+	}
+	v.ready = true
+	return v.name, nil
+}
+
+// RemoveStaleAgentVolumes removes the agent volumes of other agent
+// binaries that no container uses; the engine refuses to remove one in
+// use, which is left.
+func (e *Engine) RemoveStaleAgentVolumes(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.APITimeout)
+	defer cancel()
+	list, err := e.client.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", labelAgentDigest))})
+	if err != nil {
+		return
+	}
+	for _, vol := range list.Volumes {
+		if vol.Name != e.agent.name && strings.HasPrefix(vol.Name, agentVolumePrefix) {
+			_ = e.client.VolumeRemove(ctx, vol.Name, false)
+		}
+	}
+}

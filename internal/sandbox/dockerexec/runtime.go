@@ -1,0 +1,111 @@
+// Package dockerexec is the docker-exec runtime: each sandbox container
+// runs execq's agent as an idle keepalive under the engine's init, every
+// command runs through `docker exec` as the sandbox's user, and every
+// isolation step (reset, kill, files in and out) is one more `docker exec`
+// of the agent binary as a one-shot helper, run as that user. It needs
+// nothing of the image but what the command itself needs.
+//
+// The container keeps no capability at all: the helper cleans as the owner
+// of what it cleans, and the keepalive, root without capabilities, can
+// neither be signalled by the user nor signal it.
+package dockerexec
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/execq/execq/internal/sandbox"
+	"github.com/execq/execq/internal/sandbox/docker"
+)
+
+// Name is the runtime's name, in container labels and flags.
+const Name = "docker-exec"
+
+// Client is the part of the Docker API the runtime uses beyond the
+// lifecycle's.
+type Client interface {
+	ContainerExecCreate(ctx context.Context, id string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultHelperTimeout = 15 * time.Second
+	DefaultResetTimeout  = 15 * time.Second
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// HelperTimeout bounds a helper exec (kill, put, collect). Defaults to
+	// 15s: the engine holds a container's next exec for up to 2s while a
+	// previous one's output is still held open by a leftover process.
+	HelperTimeout time.Duration
+	// ResetTimeout bounds a reset. Defaults to 15s.
+	ResetTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.HelperTimeout <= 0 {
+		c.HelperTimeout = DefaultHelperTimeout
+	}
+	if c.ResetTimeout <= 0 {
+		c.ResetTimeout = DefaultResetTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Runtime creates docker-exec sandboxes on one engine.
+type Runtime struct {
+	engine *docker.Engine
+	client Client
+	cfg    Config
+}
+
+var _ sandbox.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime on engine; c runs the execs.
+func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
+	return &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}
+}
+
+// Create starts a sandbox of image.
+func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+	img, err := r.engine.ResolveImage(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.engine.Create(ctx, docker.Spec{
+		Image:   img,
+		Runtime: Name,
+		Command: func(uid, gid int, wipe []string) []string { return []string{docker.AgentPath, "idle"} },
+		Init:    true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Sandbox{Container: c, rt: r}, nil
+}
+
+// Remove removes a sandbox's container.
+func (r *Runtime) Remove(ctx context.Context, id string) error { return r.engine.Remove(ctx, id) }
+
+// List returns the containers execq made on the engine.
+func (r *Runtime) List(ctx context.Context) ([]sandbox.Info, error) { return r.engine.List(ctx) }
+
+// ResolveImage resolves an image reference on the engine.
+func (r *Runtime) ResolveImage(ctx context.Context, ref string) (sandbox.Image, error) {
+	return r.engine.ResolveImage(ctx, ref)
+}
+
+// Ping checks that the engine answers.
+func (r *Runtime) Ping(ctx context.Context) error { return r.engine.Ping(ctx) }
