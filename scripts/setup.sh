@@ -4,11 +4,20 @@
 # engine answers), starts dockerd where it is not running, and builds the
 # sandbox image when it is absent. With --test it also installs what the
 # tests use: chromium and chromium-driver (the dashboard's browser test) and
-# docker-compose (the compose file's check). Installing needs root;
-# everything else is checked and reported.
+# docker-compose (the compose file's check). With --with-runsc it installs
+# gVisor's runsc and registers it with the engine as the runtime "runsc"
+# (worker --oci-runtime runsc). Installing needs root; everything else is
+# checked and reported.
 set -eu
 tests=0
-[ "${1:-}" = "--test" ] && tests=1
+runsc=0
+for arg in "$@"; do
+	case "$arg" in
+	--test) tests=1 ;;
+	--with-runsc) runsc=1 ;;
+	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
 cd "$(dirname "$0")/.."
 
 log() { echo "setup: $*" >&2; }
@@ -25,6 +34,10 @@ if [ "$tests" = 1 ]; then
 	command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 	command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 	command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+	command -v curl >/dev/null 2>&1 || missing="$missing curl"
+fi
+if [ "$runsc" = 1 ]; then
+	command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
 fi
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -52,6 +65,35 @@ if ! docker info >/dev/null 2>&1; then
 			exit 1
 		fi
 		sleep 0.5
+	done
+fi
+
+if [ "$runsc" = 1 ] && ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+	if [ "$(id -u)" != 0 ]; then
+		log "runsc is not registered with the engine and only root can register it"
+		exit 1
+	fi
+	# Registered with --network=none: the sandboxes have no network, and
+	# without it runsc refuses to run in the root network namespace. dockerd
+	# reloads its runtimes on SIGHUP, without a restart.
+	log "registering runsc with the engine (/etc/docker/daemon.json)"
+	mkdir -p /etc/docker
+	python3 - "$(command -v runsc)" <<'PY'
+import json, os, sys
+path = "/etc/docker/daemon.json"
+cfg = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+cfg.setdefault("runtimes", {})["runsc"] = {"path": sys.argv[1], "runtimeArgs": ["--network=none"]}
+json.dump(cfg, open(path, "w"), indent=2)
+PY
+	pkill -HUP -x dockerd
+	i=0
+	until docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; do
+		i=$((i + 1))
+		if [ "$i" -gt 40 ]; then
+			log "dockerd did not pick up runsc; see /etc/docker/daemon.json"
+			exit 1
+		fi
+		sleep 0.25
 	done
 fi
 

@@ -181,7 +181,7 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 // with what the handler returns.
 func (e *execution) acquire(ctx, runCtx context.Context) (*pool.Lease, error) {
 	acquireCtx, cancel := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
-	lease, err := e.w.pool.Acquire(acquireCtx, e.imageID)
+	lease, err := e.w.pool.Acquire(acquireCtx, e.imageID, e.limits())
 	cancel()
 	if err == nil {
 		return lease, nil
@@ -222,14 +222,21 @@ func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 	return nil
 }
 
+// limits are the sandbox limits of the (resolved) request.
+func (e *execution) limits() sandbox.Limits {
+	return limitsOf(e.req)
+}
+
+func limitsOf(req *tasks.ExecRequest) sandbox.Limits {
+	return sandbox.Limits{MemoryBytes: req.MemoryBytes, NanoCPUs: int64(req.CPUs * 1e9), Pids: req.Pids}
+}
+
 // prepare applies the limits and puts the files in.
 func (e *execution) prepare(runCtx context.Context, sb sandbox.Sandbox) error {
-	req := e.req
-	limits := sandbox.Limits{MemoryBytes: req.MemoryBytes, NanoCPUs: int64(req.CPUs * 1e9), Pids: req.Pids}
-	if err := sb.SetLimits(runCtx, limits); err != nil {
+	if err := sb.SetLimits(runCtx, e.limits()); err != nil {
 		return err
 	}
-	return sb.PutFiles(runCtx, req.Files)
+	return sb.PutFiles(runCtx, e.req.Files)
 }
 
 // execute runs the command, streaming its output, within its timeout.

@@ -913,3 +913,47 @@ func TestUnitEngineDownOnTheLastRetryStillGivesAResult(t *testing.T) {
 		t.Errorf("status %s error %q; want error saying the engine does not answer", res.Status, res.Error)
 	}
 }
+
+func TestUnitAnIDIsBoundToItsRequest(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	req := tasks.ExecRequest{ID: "bound-1", Cmd: []string{"echo", "first"}}
+	b.submit(t, req)
+	if _, err := b.producer.Submit(b.ctx, req); err != nil {
+		t.Errorf("the same request again: %v, want the idempotent replay", err)
+	}
+	for _, other := range []tasks.ExecRequest{
+		{ID: req.ID, Cmd: []string{"echo", "squatted"}},
+		{ID: req.ID, Cmd: req.Cmd, Env: map[string]string{"A": "b"}},
+		{ID: req.ID, Cmd: req.Cmd, Image: "other:1"},
+		{ID: req.ID, Cmd: req.Cmd, Timeout: time.Second},
+	} {
+		if _, err := b.producer.Submit(b.ctx, other); !errors.Is(err, producer.ErrIDConflict) {
+			t.Errorf("another request %+v under the same ID: %v, want ErrIDConflict", other, err)
+		}
+	}
+	if res := b.wait(t, req.ID); res.Stdout != "first\n" {
+		t.Errorf("stdout %q", res.Stdout)
+	}
+}
+
+// An execution whose task is deleted from its queue, as an operator does
+// from the dashboard, gets its result and exit event from the workers:
+// a client that only reads the stream sees it end.
+func TestUnitDeletedTaskGetsItsResult(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := b.submit(t, tasks.ExecRequest{Queue: "nobody-serves-it", Cmd: []string{"echo", "never"}})
+	insp := asynq.NewInspectorFromRedisClient(b.redis)
+	if err := insp.DeleteTask("nobody-serves-it", id); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.awaitEvent(t, id, tasks.EventExit)
+	exit, err := ev.Exit()
+	if err != nil || exit.Status != tasks.StatusCanceled || !strings.Contains(exit.Error, "removed from queue") {
+		t.Errorf("exit %+v, %v; want canceled, removed from its queue", exit, err)
+	}
+	if pending, _ := b.redis.ZCard(b.ctx, tasks.Keys{}.Pending()).Result(); pending != 0 {
+		t.Errorf("%d executions still recorded as pending", pending)
+	}
+}

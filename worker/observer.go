@@ -19,6 +19,9 @@ type Observer interface {
 	ContainerReplaced(cause string)
 	// ContainerCreated: a container was created (or failed to be).
 	ContainerCreated(d time.Duration, err error)
+	// SandboxReset: a sandbox was reset between executions (err: it
+	// failed, and the sandbox is replaced).
+	SandboxReset(d time.Duration, err error)
 	// EngineUp: whether the container engine answered the last check.
 	EngineUp(up bool)
 }
@@ -30,4 +33,5 @@ func (nopObserver) OutputWritten(int64, int64, bool)                            
 func (nopObserver) StreamAppended(time.Duration, int, error)                     {}
 func (nopObserver) ContainerReplaced(string)                                     {}
 func (nopObserver) ContainerCreated(time.Duration, error)                        {}
+func (nopObserver) SandboxReset(time.Duration, error)                            {}
 func (nopObserver) EngineUp(bool)                                                {}

@@ -78,10 +78,12 @@ func (s *sweeper) stop() {
 // pass looks at the executions pending since before now-sweepGrace, a
 // batch at a time.
 func (s *sweeper) pass(ctx context.Context, now time.Time) error {
-	ok, err := s.store.TryLock(ctx, s.store.Keys().SweepLock(), s.name, sweepEvery*3/4)
+	lock := s.store.Keys().SweepLock()
+	ok, err := s.store.TryLock(ctx, lock, s.name, sweepEvery*3/4)
 	if err != nil || !ok {
 		return err
 	}
+	defer func() { _ = s.store.Unlock(context.WithoutCancel(ctx), lock, s.name) }()
 	var kept int64 // still pending, skipped by the next batch
 	for range sweepBatches {
 		n, k, err := s.batch(ctx, now, kept)

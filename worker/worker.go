@@ -16,6 +16,7 @@ import (
 
 	"github.com/execq/execq/internal/pool"
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/tasks"
 )
 
@@ -49,8 +50,10 @@ func New(cfg Config) (*Worker, error) {
 	log := cfg.Logger.With("worker", cfg.Name)
 	store := rdb.New(cfg.Redis, tasks.Keys{Prefix: cfg.KeyPrefix}, cfg.Retention)
 	w := &Worker{cfg: cfg, log: log, store: store, images: newImagePolicy(cfg.Image, cfg.AllowedImages)}
+	defaults := (&tasks.ExecRequest{}).Resolved(cfg.Limits)
 	p, err := pool.New(cfg.Runtime, pool.Config{
 		Image:   cfg.Image,
+		Limits:  limitsOf(&defaults),
 		Owner:   cfg.Name,
 		Size:    cfg.PoolSize,
 		MaxUses: cfg.MaxUses,
@@ -61,6 +64,9 @@ func New(cfg Config) (*Worker, error) {
 		Logger:            log,
 		OnReplace:         cfg.Observer.ContainerReplaced,
 		OnCreate:          cfg.Observer.ContainerCreated,
+		OnReset: func(d time.Duration, _ sandbox.ResetReport, err error) {
+			cfg.Observer.SandboxReset(d, err)
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -119,8 +119,11 @@ func serve(args []string) error {
 }
 
 // idle waits for ever, as the docker-exec runtime's keepalive; it is
-// killed with its container.
+// killed with its container. The container starts every process with the
+// largest OOM score; the keepalive lowers its own back to 0, which needs no
+// privilege, so that the memory limit never kills it before a command.
 func idle() {
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	<-sigs

@@ -21,8 +21,10 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure execq against a bare Docker exec, in one run",
 		Long: `Measures, in one run on this machine with one image: a bare Docker exec of
-true through the Go client (the baseline), execq end to end (Submit→Wait,
-Submit→first output byte), throughput at several worker concurrencies, a burst,
+true through the Go client and the Docker CLI (the baselines), and for each
+runtime its own cost per execution (run and verified reset), execq end to end
+(Submit→Wait, Submit→first output byte, execq run), throughput at several worker
+concurrencies with the worker's and Redis's costs per execution; then a burst,
 one execution with a big output, and execq's own memory costs. It starts its own
 redis-server and real worker processes, prints a markdown table and writes the
 figures as JSON.`,
@@ -62,7 +64,8 @@ figures as JSON.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Image, "image", "execq-sandbox:latest", "sandbox image")
 	f.IntVar(&cfg.Samples, "samples", 100, "sample size of each sequential latency")
-	f.IntVar(&cfg.Throughput, "throughput", 500, "executions per throughput run")
+	f.IntVar(&cfg.Throughput, "throughput", 2000, "executions per throughput run of the agent runtime (a quarter of them for docker-exec)")
+	f.StringSliceVar(&cfg.Runtimes, "runtimes", []string{"agent", "docker-exec"}, "runtimes to measure, the default one first")
 	f.IntSliceVar(&cfg.Concurrency, "concurrency", []int{1, 4, 16}, "worker concurrencies of the throughput runs")
 	f.IntVar(&cfg.Burst, "burst", 100, "executions submitted at once")
 	f.StringVar(&bigOutput, "big-output", "100000000", "bytes the big-output execution writes (sizes like 100m are powers of 1024)")

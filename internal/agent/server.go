@@ -93,6 +93,10 @@ func (s *Server) handle(f proto.Frame) error {
 		s.exec = nil
 	}
 	switch f.Type {
+	case proto.TPing:
+		// Answered at any time: the worker pings a silent command's agent
+		// to know it still serves.
+		return s.done(proto.Done{})
 	case proto.TStdin:
 		if s.exec != nil {
 			s.exec.stdin(f.Payload)
@@ -147,8 +151,6 @@ func (s *Server) handle(f proto.Frame) error {
 			s.cfg.Log.Printf("reset: %v", err)
 		}
 		return s.done(proto.Done{Error: errString(err), Reset: &rep})
-	case proto.TPing:
-		return s.done(proto.Done{})
 	}
 	return fmt.Errorf("%w: unexpected %s frame", ErrProtocol, f.Type)
 }

@@ -202,3 +202,54 @@ func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
 	}
 	return nil
 }
+
+// cpu reads the worker process's user and system CPU time.
+func (w *workerProc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0, errors.New("unexpected /proc stat")
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc stat")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticksPerSecond = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
+}
+
+// redisStats are Redis's cumulative command count and CPU time.
+type redisStats struct {
+	commands int64
+	cpu      time.Duration
+}
+
+func (s *redisServer) stats(ctx context.Context) (redisStats, error) {
+	info, err := s.client.Info(ctx, "stats", "cpu").Result()
+	if err != nil {
+		return redisStats{}, err
+	}
+	var st redisStats
+	var cpu float64
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "total_commands_processed":
+			st.commands, _ = strconv.ParseInt(v, 10, 64)
+		case "used_cpu_sys", "used_cpu_user":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		}
+	}
+	st.cpu = time.Duration(cpu * float64(time.Second))
+	return st, nil
+}

@@ -92,9 +92,10 @@ func TestHostileRequests(t *testing.T) {
 		{name: "pids_above_max", payload: valid(func(r *tasks.ExecRequest) { r.Pids = 1 << 20 }), want: "pids 1048576 is above the worker's maximum 512"},
 		{name: "pids_negative", payload: valid(func(r *tasks.ExecRequest) { r.Pids = -1 }), want: "is negative"},
 		{name: "output_above_max", payload: valid(func(r *tasks.ExecRequest) { r.MaxOutputBytes = 1 << 30 }), want: "above the worker's maximum 4194304"},
-		{name: "unknown_image", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-no-such-image:v0" }), want: `image "execq-no-such-image:v0": image not found`},
-		{name: "image_from_a_registry", payload: valid(func(r *tasks.ExecRequest) { r.Image = "registry.invalid:5000/evil/image:latest" }), want: "image not found"},
-		{name: "image_unknown_digest", payload: valid(func(r *tasks.ExecRequest) { r.Image = "busybox@sha256:" + strings.Repeat("0", 64) }), want: "image not found"},
+		{name: "unknown_image", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-sandbox:no-such-tag" }), want: `image "execq-sandbox:no-such-tag": image not found`},
+		{name: "image_not_allowed", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-no-such-image:v0" }), want: `image "execq-no-such-image:v0" is not on this worker's allow-list`},
+		{name: "image_from_a_registry", payload: valid(func(r *tasks.ExecRequest) { r.Image = "registry.invalid:5000/evil/image:latest" }), want: "not on this worker's allow-list"},
+		{name: "image_unknown_digest", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-sandbox@sha256:" + strings.Repeat("0", 64) }), want: "image not found"},
 		{name: "image_invalid_reference", payload: valid(func(r *tasks.ExecRequest) { r.Image = "UPPER/../Case::x" }), want: "UPPER/../Case::x"},
 	}
 	for _, rc := range cases {

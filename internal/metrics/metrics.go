@@ -60,6 +60,8 @@ type Worker struct {
 	replacements    *prometheus.CounterVec
 	containerCreate prometheus.Histogram
 	createErrors    prometheus.Counter
+	resets          prometheus.Histogram
+	resetFailures   prometheus.Counter
 	engineUp        prometheus.Gauge
 }
 
@@ -110,13 +112,22 @@ func NewWorker(r *Registry) (*Worker, error) {
 			Namespace: namespace, Name: "container_create_errors_total",
 			Help: "Failed container creations.",
 		}),
+		resets: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "sandbox_reset_seconds",
+			Help:    "Time to reset a sandbox between executions (kill, empty, verify), as the worker sees it; on no execution's clock.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 15},
+		}),
+		resetFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sandbox_reset_failures_total",
+			Help: "Resets that failed or could not be verified (each sandbox is replaced).",
+		}),
 		engineUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "engine_up",
 			Help: "1 when the container engine answered the worker's last check.",
 		}),
 	}
 	err := r.Register(w.executions, w.queueWait, w.runTime, w.outputBytes, w.truncations,
-		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors, w.engineUp)
+		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors, w.resets, w.resetFailures, w.engineUp)
 	return w, err
 }
 
@@ -159,6 +170,15 @@ func (w *Worker) ContainerCreated(d time.Duration, err error) {
 		return
 	}
 	w.containerCreate.Observe(d.Seconds())
+}
+
+// SandboxReset observes a reset.
+func (w *Worker) SandboxReset(d time.Duration, err error) {
+	if err != nil {
+		w.resetFailures.Inc()
+		return
+	}
+	w.resets.Observe(d.Seconds())
 }
 
 // EngineUp sets the engine gauge.

@@ -22,9 +22,15 @@ var ErrClosed = errors.New("pool is stopped")
 
 // Runtime is what the pool needs from a container runtime.
 type Runtime interface {
-	Create(ctx context.Context, image string) (sandbox.Sandbox, error)
+	Create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error)
 	Remove(ctx context.Context, id string) error
 	List(ctx context.Context) ([]sandbox.Info, error)
+}
+
+// fixedLimits is what a runtime whose sandboxes keep the limits they are
+// created with implements.
+type fixedLimits interface {
+	FixedLimits() bool
 }
 
 // Causes of a container's replacement, as reported to OnReplace.
@@ -49,6 +55,9 @@ type Config struct {
 	// Size is how many containers the pool holds at most, all kept warm of
 	// Image when idle. Defaults to 4.
 	Size int
+	// Limits are the warm containers' limits; zero fields are the
+	// runtime's defaults.
+	Limits sandbox.Limits
 	// MaxUses is how many executions a container serves before it is
 	// replaced. Defaults to 100.
 	MaxUses int
@@ -116,6 +125,9 @@ type entry struct {
 type Pool struct {
 	rt  Runtime
 	cfg Config
+	// fixed: sandboxes keep their creation's limits, so an execution takes
+	// one with its own limits or a new one.
+	fixed bool
 
 	ctx    context.Context // ends at Stop; bounds background work
 	cancel context.CancelFunc
@@ -139,8 +151,10 @@ func New(rt Runtime, cfg Config) (*Pool, error) {
 		return nil, errors.New("pool: an owner is required")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	f, ok := rt.(fixedLimits)
 	return &Pool{
 		rt:      rt,
+		fixed:   ok && f.FixedLimits(),
 		cfg:     cfg.withDefaults(),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -208,15 +222,17 @@ func (l *Lease) Replace(cause string) {
 // Acquire returns a container of image (an image ID, as containers report
 // theirs), taking an idle one when there is one, creating one while the
 // pool holds fewer than Size, evicting an idle container of another image
-// when that makes room, and otherwise waiting until ctx ends.
-func (p *Pool) Acquire(ctx context.Context, image string) (*Lease, error) {
+// when that makes room, and otherwise waiting until ctx ends. limits are
+// the execution's: where the runtime cannot change a container's limits,
+// only a container created with them serves.
+func (p *Pool) Acquire(ctx context.Context, image string, limits sandbox.Limits) (*Lease, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if e := p.takeIdleLocked(image); e != nil {
+		if e := p.takeIdleLocked(image, limits); e != nil {
 			e.state = stateBusy
 			e.uses++
 			p.notifyLocked()
@@ -225,7 +241,7 @@ func (p *Pool) Acquire(ctx context.Context, image string) (*Lease, error) {
 		}
 		room := len(p.all)+p.creating < p.cfg.Size
 		if !room {
-			if victim := p.takeIdleOtherLocked(image); victim != nil {
+			if victim := p.takeIdleOtherLocked(image, limits); victim != nil {
 				delete(p.all, victim.sb.ID())
 				p.removeLocked(victim, CauseEvicted)
 				room = true
@@ -234,7 +250,7 @@ func (p *Pool) Acquire(ctx context.Context, image string) (*Lease, error) {
 		if room {
 			p.creating++
 			p.mu.Unlock()
-			return p.createForLease(ctx, image)
+			return p.createForLease(ctx, image, limits)
 		}
 		ch := p.changed
 		p.mu.Unlock()
@@ -246,8 +262,8 @@ func (p *Pool) Acquire(ctx context.Context, image string) (*Lease, error) {
 	}
 }
 
-func (p *Pool) createForLease(ctx context.Context, image string) (*Lease, error) {
-	sb, err := p.create(ctx, image)
+func (p *Pool) createForLease(ctx context.Context, image string, limits sandbox.Limits) (*Lease, error) {
+	sb, err := p.create(ctx, image, limits)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.creating--
@@ -266,9 +282,9 @@ func (p *Pool) createForLease(ctx context.Context, image string) (*Lease, error)
 	return &Lease{p: p, e: e}, nil
 }
 
-func (p *Pool) create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+func (p *Pool) create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error) {
 	start := time.Now()
-	sb, err := p.rt.Create(ctx, image)
+	sb, err := p.rt.Create(ctx, image, limits)
 	if p.cfg.OnCreate != nil {
 		p.cfg.OnCreate(time.Since(start), err)
 	}
@@ -278,22 +294,49 @@ func (p *Pool) create(ctx context.Context, image string) (sandbox.Sandbox, error
 	return sb, nil
 }
 
-func (p *Pool) takeIdleLocked(image string) *entry {
+// serves reports whether e's container may serve an execution of image
+// with limits.
+func (p *Pool) serves(e *entry, image string, limits sandbox.Limits) bool {
+	return e.sb.Image() == image && (!p.fixed || e.sb.Limits() == limits)
+}
+
+func (p *Pool) takeIdleLocked(image string, limits sandbox.Limits) *entry {
 	for i := len(p.idle) - 1; i >= 0; i-- {
-		if e := p.idle[i]; e.sb.Image() == image {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			return e
+		e := p.idle[i]
+		if !p.serves(e, image, limits) {
+			continue
 		}
+		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		if !alive(e.sb) {
+			// Its runtime knows it is gone: never handed out.
+			delete(p.all, e.sb.ID())
+			p.removeLocked(e, CauseDead)
+			p.fillLocked()
+			continue
+		}
+		return e
 	}
 	return nil
 }
 
+// liveness is what a sandbox whose runtime can tell it is gone (its
+// agent's channel closed) implements.
+type liveness interface {
+	Alive() bool
+}
+
+func alive(sb sandbox.Sandbox) bool {
+	l, ok := sb.(liveness)
+	return !ok || l.Alive()
+}
+
 // takeIdleOtherLocked takes the idle container that waited longest among
-// those of another image, preferring ones not of the warm image.
-func (p *Pool) takeIdleOtherLocked(image string) *entry {
+// those that cannot serve image with limits, preferring ones not of the
+// warm image.
+func (p *Pool) takeIdleOtherLocked(image string, limits sandbox.Limits) *entry {
 	pick := -1
 	for i, e := range p.idle {
-		if e.sb.Image() == image {
+		if p.serves(e, image, limits) {
 			continue
 		}
 		if pick < 0 || p.idle[pick].sb.Image() == p.warmID && e.sb.Image() != p.warmID {
@@ -400,7 +443,7 @@ func (p *Pool) warm() {
 	defer p.wg.Done()
 	backoff := 100 * time.Millisecond
 	for {
-		sb, err := p.create(p.ctx, p.cfg.Image)
+		sb, err := p.create(p.ctx, p.cfg.Image, p.cfg.Limits)
 		p.mu.Lock()
 		if err == nil {
 			p.creating--
@@ -473,7 +516,7 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 		p.mu.Unlock()
 		switch {
 		case held:
-			if !info.Running {
+			if !info.Running || !alive(e.sb) {
 				p.replaceDead(e)
 			}
 		case info.Owner == p.cfg.Owner:

@@ -61,7 +61,16 @@ type testBundle struct {
 // filled in) on a fake runtime; it is not started.
 func setup(t *testing.T, cfg pool.Config) *testBundle {
 	t.Helper()
+	return setupWith(t, nil, cfg)
+}
+
+// setupWith is setup with the fake runtime adjusted by adjust first.
+func setupWith(t *testing.T, adjust func(*fake.Runtime), cfg pool.Config) *testBundle {
+	t.Helper()
 	rt := fake.NewRuntime(owner)
+	if adjust != nil {
+		adjust(rt)
+	}
 	rec := &recorder{}
 	if cfg.Image == "" {
 		cfg.Image = image
@@ -97,7 +106,7 @@ func (b *testBundle) start(t *testing.T) {
 
 func (b *testBundle) acquire(t *testing.T, img string) *pool.Lease {
 	t.Helper()
-	l, err := b.pool.Acquire(b.ctx, img)
+	l, err := b.pool.Acquire(b.ctx, img, sandbox.Limits{})
 	if err != nil {
 		t.Fatalf("acquire %s: %v", img, err)
 	}
@@ -270,7 +279,7 @@ func TestAcquireWaitsForARelease(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := b.pool.Acquire(ctx, image); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := b.pool.Acquire(ctx, image, sandbox.Limits{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire with every container busy = %v, want the context's deadline", err)
 	}
 
@@ -282,7 +291,7 @@ func TestAcquireWaitsForARelease(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		lease, err := b.pool.Acquire(b.ctx, image)
+		lease, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{})
 		got <- result{lease: lease, err: err, released: released.Load()}
 	}()
 	released.Store(true)
@@ -310,7 +319,7 @@ func TestAcquireRespectsCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(b.ctx)
 	cause := errors.New("the execution was canceled")
 	cancel(cause)
-	if _, err := b.pool.Acquire(ctx, image); !errors.Is(err, cause) {
+	if _, err := b.pool.Acquire(ctx, image, sandbox.Limits{}); !errors.Is(err, cause) {
 		t.Errorf("Acquire on a canceled context = %v, want its cause", err)
 	}
 }
@@ -387,7 +396,7 @@ func TestFailedCreateForALeaseIsRefilled(t *testing.T) {
 	b.start(t)
 	busy := b.acquire(t, image)
 	b.rt.CreateErr = errInjected // nothing creates while the pool is full
-	if _, err := b.pool.Acquire(b.ctx, "other:1"); !errors.Is(err, errInjected) {
+	if _, err := b.pool.Acquire(b.ctx, "other:1", sandbox.Limits{}); !errors.Is(err, errInjected) {
 		t.Fatalf("Acquire with a failing create = %v, want the injected error", err)
 	}
 	busy.Reuse()
@@ -546,7 +555,7 @@ func TestStopRemovesEverything(t *testing.T) {
 	if len(b.rt.Others) != 0 {
 		t.Errorf("Stop left our lost container: %v", b.rt.Others)
 	}
-	if _, err := b.pool.Acquire(b.ctx, image); !errors.Is(err, pool.ErrClosed) {
+	if _, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{}); !errors.Is(err, pool.ErrClosed) {
 		t.Errorf("Acquire after Stop = %v, want ErrClosed", err)
 	}
 	busy.Reuse() // the execution ends after Stop: nothing to give back to
@@ -604,4 +613,32 @@ func TestStopReportsNoReplacement(t *testing.T) {
 	if r := b.rec.replacements(); len(r) != 0 {
 		t.Errorf("Stop reported replacements %v, want none", r)
 	}
+}
+
+// Where a runtime cannot change a container's limits, an execution with
+// other limits gets a container created with them, and the warm one waits.
+func TestFixedLimitsGetTheirOwnContainer(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, func(rt *fake.Runtime) { rt.Fixed = true }, pool.Config{Size: 2})
+	b.start(t)
+	small := sandbox.Limits{MemoryBytes: 64 << 20, NanoCPUs: 1e9, Pids: 64}
+	l, err := b.pool.Acquire(b.ctx, image, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Sandbox().Limits(); got != small {
+		t.Errorf("leased a container with limits %+v, want %+v", got, small)
+	}
+	if err := l.Sandbox().SetLimits(b.ctx, small); err != nil {
+		t.Errorf("set the container's own limits: %v", err)
+	}
+	l.Reuse()
+	warm, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.Sandbox().Limits() != (sandbox.Limits{}) {
+		t.Errorf("the default limits got a container of %+v", warm.Sandbox().Limits())
+	}
+	warm.Reuse()
 }

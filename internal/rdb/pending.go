@@ -123,3 +123,11 @@ func (s *Store) TryLock(ctx context.Context, key, holder string, ttl time.Durati
 	}
 	return ok, nil
 }
+
+// Unlock releases the lock key if holder holds it.
+func (s *Store) Unlock(ctx context.Context, key, holder string) error {
+	if err := unlockScript.Run(ctx, s.client, []string{key}, holder).Err(); err != nil {
+		return fmt.Errorf("release %s: %w", key, err)
+	}
+	return nil
+}

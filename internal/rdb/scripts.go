@@ -71,3 +71,16 @@ if not q then
 end
 return {q, redis.call("GET", KEYS[2]) or ""}
 `)
+
+// unlockScript releases a lock its holder took.
+//
+// KEYS[1] the lock
+// ARGV[1] the holder
+//
+// Returns 1 when it released the lock, 0 when another holds it.
+var unlockScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0
+`)

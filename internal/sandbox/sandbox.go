@@ -38,6 +38,10 @@ var (
 	// ErrUnresponsive: the sandbox's agent did not answer within its bound,
 	// or answered out of protocol; replace it.
 	ErrUnresponsive = errors.New("sandbox does not answer")
+	// ErrFixedLimits: the sandbox's limits cannot change once it is created
+	// (gVisor's runsc cannot update them); another sandbox, created with
+	// the limits, must serve.
+	ErrFixedLimits = errors.New("the sandbox's limits cannot change")
 )
 
 // Limits are the resource limits of one execution.
@@ -151,8 +155,11 @@ type Sandbox interface {
 	// User is the uid that runs the sandbox's commands; no other sandbox
 	// of the engine has it.
 	User() int
+	// Limits are the sandbox's current limits.
+	Limits() Limits
 	// SetLimits applies an execution's limits; it costs nothing when they
-	// are the sandbox's current ones.
+	// are the sandbox's current ones. A runtime whose limits are fixed at
+	// creation returns ErrFixedLimits for others.
 	SetLimits(ctx context.Context, l Limits) error
 	// PutFiles writes files into /workspace, owned by the sandbox's user.
 	PutFiles(ctx context.Context, files []tasks.File) error
@@ -190,8 +197,9 @@ type Image struct {
 
 // Runtime makes and removes sandboxes on one engine.
 type Runtime interface {
-	// Create starts a new sandbox of the image named by ref or ID.
-	Create(ctx context.Context, image string) (Sandbox, error)
+	// Create starts a new sandbox of the image named by ref or ID, with
+	// limits (zero fields: the runtime's defaults).
+	Create(ctx context.Context, image string, limits Limits) (Sandbox, error)
 	// Remove removes a sandbox's container; one already gone counts as
 	// removed.
 	Remove(ctx context.Context, id string) error

@@ -36,7 +36,7 @@
 //	           then Done.
 //	Reset    → Done with a ResetReport: processes killed, writable places emptied
 //	           and verified.
-//	Ping     → Done.
+//	Ping     → Done, at any time, an Exec running or not.
 //
 // Any other frame, or a frame out of turn, is a protocol error: the worker
 // takes the sandbox for dead and replaces it.

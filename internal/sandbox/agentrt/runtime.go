@@ -89,7 +89,7 @@ func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
 }
 
 // Create starts a sandbox of image and completes the agent's handshake.
-func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error) {
 	img, err := r.engine.ResolveImage(ctx, image)
 	if err != nil {
 		return nil, err
@@ -97,6 +97,7 @@ func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, er
 	var cn *conn
 	c, err := r.engine.Create(ctx, docker.Spec{
 		Image:   img,
+		Limits:  limits,
 		Runtime: Name,
 		Command: func(uid, gid int, wipe []string) []string {
 			cmd := []string{docker.AgentPath, "serve", "--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid)}
@@ -152,3 +153,7 @@ func (r *Runtime) ResolveImage(ctx context.Context, ref string) (sandbox.Image, 
 
 // Ping checks that the engine answers.
 func (r *Runtime) Ping(ctx context.Context) error { return r.engine.Ping(ctx) }
+
+// FixedLimits reports whether sandboxes keep the limits they are created
+// with.
+func (r *Runtime) FixedLimits() bool { return r.engine.FixedLimits() }

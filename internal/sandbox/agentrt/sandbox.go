@@ -26,6 +26,17 @@ type Sandbox struct {
 
 var _ sandbox.Sandbox = (*Sandbox)(nil)
 
+// Alive reports whether the agent's channel is open: a sandbox whose
+// channel closed is gone for the worker, whatever its container does.
+func (s *Sandbox) Alive() bool {
+	select {
+	case <-s.conn.dead:
+		return false
+	default:
+		return true
+	}
+}
+
 // filesTimeout bounds putting files in.
 const filesTimeout = 2 * time.Minute
 
@@ -103,11 +114,31 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	var cause error // why the command was killed
 	ended := ctx.Done()
 	var killDeadline <-chan time.Time
+	// A command may be silent for hours; its agent is pinged when it is, and
+	// taken for dead when it does not answer.
+	heard := true
+	var pingDeadline <-chan time.Time
+	ticker := time.NewTicker(s.cfg.Timeout)
+	defer ticker.Stop()
 	for {
 		var f proto.Frame
 		var err error
 		select {
 		case f = <-s.conn.frames:
+			heard = true
+		case <-ticker.C:
+			if !heard && pingDeadline == nil {
+				if err := s.conn.sendJSON(proto.TPing, proto.Ping{}); err != nil {
+					out.Reusable = false
+					return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
+				}
+				pingDeadline = time.After(s.cfg.Timeout)
+			}
+			heard = false
+			continue
+		case <-pingDeadline:
+			err = fmt.Errorf("%w: no answer to a ping within %s", sandbox.ErrUnresponsive, s.cfg.Timeout)
+			s.conn.close(err)
 		case <-s.conn.dead:
 			err = s.conn.err
 		case <-ended:
@@ -126,11 +157,20 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 			out.Duration = time.Since(start)
 			out.Reusable = false
 			if s.Stopped(context.WithoutCancel(ctx)) {
+				if res, ooms, known := acct.End(); known && ooms > 0 || s.OOMKilledFlag(context.WithoutCancel(ctx)) {
+					// The memory limit took the whole sandbox, as it does
+					// under gVisor, whose kernel is one process of it.
+					out.Resources, out.OOMKilled, out.ExitCode, out.Signal = res, true, 137, 9
+					return out, nil
+				}
 				err = fmt.Errorf("%w: %v", sandbox.ErrStopped, err)
 			}
 			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 		}
 		switch f.Type {
+		case proto.TDone:
+			// The answer to a ping.
+			pingDeadline = nil
 		case proto.TStdout:
 			_, _ = stdout.Write(f.Payload)
 		case proto.TStderr:
@@ -150,6 +190,13 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 			}
 			out.Duration = time.Since(start)
 			s.outcome(&out, exit, acct)
+			if pingDeadline != nil {
+				// The answer to the last ping follows the Exit.
+				if _, err := s.conn.done(context.WithoutCancel(ctx), s.cfg.Timeout); err != nil {
+					out.Reusable = false
+					return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
+				}
+			}
 			if cause != nil {
 				return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], cause)
 			}

@@ -55,6 +55,9 @@ func (c *Container) SetLimits(ctx context.Context, l sandbox.Limits) error {
 	if l == c.limits {
 		return nil
 	}
+	if c.e.FixedLimits() {
+		return fmt.Errorf("container %s: %w", Short(c.id), sandbox.ErrFixedLimits)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.e.cfg.APITimeout)
 	defer cancel()
 	pids := l.Pids + c.pidsReserve

@@ -27,6 +27,9 @@ const (
 type Spec struct {
 	// Image is an image ID, as ResolveImage returns it.
 	Image sandbox.Image
+	// Limits are the container's limits; zero fields are the engine's
+	// defaults.
+	Limits sandbox.Limits
 	// Runtime names the runtime, for LabelRuntime.
 	Runtime string
 	// Command is the container's main process, run as root; the uid, gid
@@ -43,6 +46,9 @@ type Spec struct {
 	// PidsReserve is added to every process limit: room the main process
 	// keeps for itself, beyond what the user's commands may use.
 	PidsReserve int64
+	// OOMScoreAdj is every process's oom_score_adj as the container
+	// starts; a main process may lower its own back to 0.
+	OOMScoreAdj int
 	// BeforeStart runs between the creation and the start, e.g. to attach.
 	BeforeStart func(ctx context.Context, id string) error
 }
@@ -61,8 +67,8 @@ func (e *Engine) Create(ctx context.Context, spec Spec) (*Container, error) {
 		return nil, fmt.Errorf("create container of %q: %w", spec.Image.Ref, err)
 	}
 	for attempt := 0; ; attempt++ {
-		c, retry, err := e.createOnce(ctx, spec, volume)
-		if err == nil || !retry || attempt >= 5 {
+		c, retry, err := e.createOnce(ctx, spec, volume, attempt > 0)
+		if err == nil || !retry || attempt >= 10 {
 			return c, err
 		}
 	}
@@ -71,8 +77,8 @@ func (e *Engine) Create(ctx context.Context, spec Spec) (*Container, error) {
 // createOnce creates a container with a uid it believes free. When another
 // worker created one with the same uid at the same time, the younger gives
 // way: it is removed, and retry is true.
-func (e *Engine) createOnce(ctx context.Context, spec Spec, volume string) (c *Container, retry bool, err error) {
-	uid, err := e.reserveUID(ctx)
+func (e *Engine) createOnce(ctx context.Context, spec Spec, volume string, anyFree bool) (c *Container, retry bool, err error) {
+	uid, err := e.reserveUID(ctx, anyFree)
 	if err != nil {
 		return nil, false, fmt.Errorf("create container of %q: %w", spec.Image.Ref, err)
 	}
@@ -114,8 +120,9 @@ func (e *Engine) createOnce(ctx context.Context, spec Spec, volume string) (c *C
 }
 
 // reserveUID picks the lowest uid of the range that no execq container of
-// the engine, and no creation of this process in flight, has.
-func (e *Engine) reserveUID(ctx context.Context) (int, error) {
+// the engine, and no creation of this process in flight, has; with
+// anyFree, after a collision, any free one at random.
+func (e *Engine) reserveUID(ctx context.Context, anyFree bool) (int, error) {
 	list, err := e.list(ctx, LabelManaged+"=true")
 	if err != nil {
 		return 0, err
@@ -128,11 +135,22 @@ func (e *Engine) reserveUID(ctx context.Context) (int, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var free []int
 	for uid := e.cfg.UIDBase; uid < e.cfg.UIDBase+e.cfg.UIDCount; uid++ {
 		if !used[uid] && !e.reserved[uid] {
-			e.reserved[uid] = true
-			return uid, nil
+			free = append(free, uid)
+			if !anyFree {
+				break
+			}
 		}
+	}
+	if len(free) > 0 {
+		uid := free[0]
+		if anyFree {
+			uid = free[rand.IntN(len(free))]
+		}
+		e.reserved[uid] = true
+		return uid, nil
 	}
 	return 0, fmt.Errorf("every uid of %d-%d is taken by a container", e.cfg.UIDBase, e.cfg.UIDBase+e.cfg.UIDCount-1)
 }
@@ -162,7 +180,16 @@ func (e *Engine) otherWithUID(ctx context.Context, uid int, id string) (string, 
 
 func (e *Engine) containerConfig(spec Spec, uid, gid int, wipe []string, volume string) (*container.Config, *container.HostConfig) {
 	init := spec.Init
-	pids := e.cfg.Limits.Pids + spec.PidsReserve
+	limits := e.limitsOf(spec.Limits)
+	pids := limits.Pids + spec.PidsReserve
+	var ulimits []*container.Ulimit
+	if e.cfg.OCIRuntime == gvisorRuntime {
+		// gVisor's own threads count against the container's process limit
+		// on the host; the sandbox's processes are held to theirs inside it,
+		// where gVisor enforces RLIMIT_NPROC.
+		pids += gvisorPidsReserve
+		ulimits = []*container.Ulimit{{Name: "nproc", Soft: limits.Pids, Hard: limits.Pids}}
+	}
 	tmpfs := func(size, inodes int64, extra string) string {
 		return "rw,exec,nosuid,nodev,size=" + strconv.FormatInt(size, 10) + ",nr_inodes=" + strconv.FormatInt(inodes, 10) + extra
 	}
@@ -197,6 +224,7 @@ func (e *Engine) containerConfig(spec Spec, uid, gid int, wipe []string, volume 
 		IpcMode:        "private",
 		LogConfig:      container.LogConfig{Type: "none"},
 		Runtime:        e.cfg.OCIRuntime,
+		OomScoreAdj:    spec.OOMScoreAdj,
 		Tmpfs: map[string]string{
 			"/workspace": tmpfs(e.cfg.WorkspaceBytes, e.cfg.WorkspaceInodes, ",uid="+strconv.Itoa(uid)+",gid="+strconv.Itoa(gid)+",mode=0755"),
 			"/tmp":       tmpfs(e.cfg.TmpBytes, e.cfg.TmpInodes, ",mode=1777"),
@@ -207,10 +235,11 @@ func (e *Engine) containerConfig(spec Spec, uid, gid int, wipe []string, volume 
 			VolumeOptions: &mount.VolumeOptions{NoCopy: true},
 		}},
 		Resources: container.Resources{
-			Memory:     e.cfg.Limits.MemoryBytes,
-			MemorySwap: e.cfg.Limits.MemoryBytes,
-			NanoCPUs:   e.cfg.Limits.NanoCPUs,
+			Memory:     limits.MemoryBytes,
+			MemorySwap: limits.MemoryBytes,
+			NanoCPUs:   limits.NanoCPUs,
 			PidsLimit:  &pids,
+			Ulimits:    ulimits,
 		},
 	}
 	// An image's volumes would outlive the container and be shared by its
@@ -252,9 +281,35 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 		uid:         uid,
 		gid:         gid,
 		wipe:        wipe,
-		limits:      e.cfg.Limits,
+		limits:      e.limitsOf(spec.Limits),
 		pidsReserve: spec.PidsReserve,
 		cgroup:      cg,
 		initPid:     info.State.Pid,
 	}, nil
 }
+
+// gvisorRuntime is gVisor's runtime name. Its release in Debian 12 cannot
+// update a container's limits, and runs its own threads in the container's
+// cgroup.
+const (
+	gvisorRuntime     = "runsc"
+	gvisorPidsReserve = 1024
+)
+
+// limitsOf fills l's zero fields with the engine's defaults.
+func (e *Engine) limitsOf(l sandbox.Limits) sandbox.Limits {
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = e.cfg.Limits.MemoryBytes
+	}
+	if l.NanoCPUs == 0 {
+		l.NanoCPUs = e.cfg.Limits.NanoCPUs
+	}
+	if l.Pids == 0 {
+		l.Pids = e.cfg.Limits.Pids
+	}
+	return l
+}
+
+// FixedLimits reports whether containers keep the limits they are created
+// with: then SetLimits returns sandbox.ErrFixedLimits for others.
+func (e *Engine) FixedLimits() bool { return e.cfg.OCIRuntime == gvisorRuntime }

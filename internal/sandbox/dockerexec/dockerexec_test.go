@@ -1,6 +1,7 @@
 package dockerexec_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -13,5 +14,5 @@ import (
 func TestContract(t *testing.T) {
 	sandboxtest.Exercise(t, func(t *testing.T) sandbox.Runtime {
 		return testutil.NewRuntime(t, testutil.Docker(t), dockerexec.Name, "test-dockerexec-"+strings.ReplaceAll(t.Name(), "/", "-"), testutil.RuntimeOptions{})
-	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: false})
+	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: false, GVisor: os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc"})
 }

@@ -82,6 +82,10 @@ func startFailure(msg string) (sandbox.StartReason, string) {
 	if i := strings.Index(msg, "chdir to cwd"); i >= 0 {
 		return sandbox.StartWorkDir, "the working directory " + strings.TrimPrefix(msg[i:], "chdir to cwd ")
 	}
+	if i := strings.Index(msg, "initial working directory"); i >= 0 {
+		// gVisor's wording.
+		return sandbox.StartWorkDir, "the working directory " + strings.TrimPrefix(msg[i:], "initial working directory ")
+	}
 	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
 		msg = msg[i+len("exec: "):]
 	} else {

@@ -79,16 +79,21 @@ func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
 }
 
 // Create starts a sandbox of image.
-func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error) {
 	img, err := r.engine.ResolveImage(ctx, image)
 	if err != nil {
 		return nil, err
 	}
 	c, err := r.engine.Create(ctx, docker.Spec{
 		Image:   img,
+		Limits:  limits,
 		Runtime: Name,
 		Command: func(uid, gid int, wipe []string) []string { return []string{docker.AgentPath, "idle"} },
 		Init:    true,
+		// Every exec starts with the largest OOM score, so that the memory
+		// limit's OOM killer takes a command before the keepalive, which
+		// lowers its own score back to 0.
+		OOMScoreAdj: 1000,
 	})
 	if err != nil {
 		return nil, err
@@ -109,3 +114,7 @@ func (r *Runtime) ResolveImage(ctx context.Context, ref string) (sandbox.Image, 
 
 // Ping checks that the engine answers.
 func (r *Runtime) Ping(ctx context.Context) error { return r.engine.Ping(ctx) }
+
+// FixedLimits reports whether sandboxes keep the limits they are created
+// with.
+func (r *Runtime) FixedLimits() bool { return r.engine.FixedLimits() }

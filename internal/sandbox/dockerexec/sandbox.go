@@ -76,10 +76,18 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	out.Duration = time.Since(start)
 	if err != nil {
 		stdout.flush()
-		out.Resources, _, _ = acct.End()
+		var ooms uint64
+		var known bool
+		out.Resources, ooms, known = acct.End()
 		if ctx.Err() == nil {
 			out.Reusable = !s.Stopped(context.WithoutCancel(ctx))
 			if !out.Reusable {
+				if known && ooms > 0 || s.OOMKilledFlag(context.WithoutCancel(ctx)) {
+					// The memory limit took the whole sandbox, as it does
+					// under gVisor, whose kernel is one process of it.
+					out.OOMKilled, out.ExitCode, out.Signal = true, 137, 9
+					return out, nil
+				}
 				err = fmt.Errorf("%w: %v", sandbox.ErrStopped, err)
 			}
 			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
@@ -110,9 +118,13 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	var known bool
 	out.Resources, ooms, known = acct.End()
 	if (res.code == 137 || res.code < 0) && s.Stopped(context.WithoutCancel(ctx)) {
+		out.Reusable = false
+		if known && ooms > 0 || s.OOMKilledFlag(context.WithoutCancel(ctx)) {
+			out.OOMKilled = true
+			return out, nil
+		}
 		// Killed with the whole container, from outside: no outcome of the
 		// command.
-		out.Reusable = false
 		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], sandbox.ErrStopped)
 	}
 	switch {

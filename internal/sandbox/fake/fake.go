@@ -53,6 +53,9 @@ type Runtime struct {
 	PingErr error
 	// Owner labels the sandboxes in List.
 	Owner string
+	// Fixed makes sandboxes keep the limits they are created with, as
+	// gVisor's do.
+	Fixed bool
 	// Others are containers of other owners that List returns.
 	Others []sandbox.Info
 }
@@ -63,7 +66,7 @@ func NewRuntime(owner string) *Runtime {
 }
 
 // Create returns a new sandbox of image.
-func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, error) {
+func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -81,7 +84,7 @@ func (r *Runtime) Create(ctx context.Context, image string) (sandbox.Sandbox, er
 	}
 	r.next++
 	r.created++
-	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, uid: 1000 + r.next, files: map[string]tasks.File{}, created: time.Now()}
+	sb := &Sandbox{rt: r, id: "fake-" + strconv.Itoa(r.next), image: image, uid: 1000 + r.next, limits: limits, files: map[string]tasks.File{}, created: time.Now()}
 	r.live[sb.id] = sb
 	return sb, nil
 }
@@ -182,11 +185,20 @@ func (s *Sandbox) Image() string { return s.image }
 // User is the sandbox's uid: 1000 plus its number.
 func (s *Sandbox) User() int { return s.uid }
 
-// SetLimits records l.
+// Limits are the sandbox's limits.
+func (s *Sandbox) Limits() sandbox.Limits { return s.limits }
+
+// SetLimits records l, or refuses a change when the runtime is Fixed.
 func (s *Sandbox) SetLimits(ctx context.Context, l sandbox.Limits) error {
+	if s.rt.Fixed && l != s.limits {
+		return sandbox.ErrFixedLimits
+	}
 	s.limits = l
 	return nil
 }
+
+// FixedLimits reports Fixed.
+func (r *Runtime) FixedLimits() bool { return r.Fixed }
 
 // PutFiles stores files.
 func (s *Sandbox) PutFiles(ctx context.Context, files []tasks.File) error {
