@@ -4,7 +4,7 @@ BIN     := bin/execq
 IMAGE   ?= execq-sandbox:latest
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build setup sandbox-image run test test-unit test-chaos smoke bench lint clean
+.PHONY: build setup sandbox-image run test test-unit test-chaos test-gvisor smoke bench lint clean
 
 # execq, and beside it the static agent it mounts into every sandbox.
 build:
@@ -40,15 +40,29 @@ test:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # The adversarial and fault suite (internal/chaos, build tag chaos): hostile
-# commands, escape attempts, hostile requests, a SIGKILLed worker, Redis
-# restarts, a sandbox killed from outside, an engine that goes away, 1,000
-# executions on two workers. Real redis-server and Docker; about 8 minutes.
-# The summary table is also written to $(CHAOS_SUMMARY).
-CHAOS_SUMMARY ?= $(CURDIR)/bin/chaos-summary.txt
+# commands, escape attempts, attacks on the next tenant, on collected files
+# and on the host, hostile requests, a SIGKILLed worker, Redis restarts, a
+# sandbox killed from outside, an engine that goes away, 1,000 executions on
+# two workers. Real redis-server and Docker, once per runtime; the summary
+# tables are also written to bin/chaos-summary-RUNTIME.txt.
+CHAOS_RUNTIMES ?= agent docker-exec
+CHAOS = $(GO) test -tags chaos -race -count=1 -timeout 40m ./internal/chaos/
 test-chaos:
 	scripts/setup.sh
-	EXECQ_CHAOS_SUMMARY=$(CHAOS_SUMMARY) $(GO) test -tags chaos -race -count=1 -timeout 40m ./internal/chaos/
-	@cat $(CHAOS_SUMMARY)
+	@for rt in $(CHAOS_RUNTIMES); do \
+		echo "chaos: runtime $$rt"; \
+		EXECQ_CHAOS_RUNTIME=$$rt EXECQ_CHAOS_SUMMARY=$(CURDIR)/bin/chaos-summary-$$rt.txt $(CHAOS) || exit 1; \
+		cat $(CURDIR)/bin/chaos-summary-$$rt.txt; \
+	done
+
+# The runtimes' contract suite, the worker's integration tests and the
+# chaos suite under gVisor (runsc, registered with the engine by
+# scripts/setup.sh --with-runsc), with the default runtime.
+test-gvisor:
+	scripts/setup.sh --with-runsc
+	EXECQ_TEST_OCI_RUNTIME=runsc $(GO) test -count=1 -timeout 20m ./internal/sandbox/... ./worker/
+	EXECQ_TEST_OCI_RUNTIME=runsc EXECQ_CHAOS_RUNTIME=agent EXECQ_CHAOS_SUMMARY=$(CURDIR)/bin/chaos-summary-gvisor.txt $(CHAOS)
+	@cat $(CURDIR)/bin/chaos-summary-gvisor.txt
 
 # Unit tests only: no Docker, no redis-server, no browser.
 test-unit:

@@ -9,8 +9,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/execq/execq/internal/sandbox/fake"
 	"github.com/execq/execq/worker"
+	"github.com/execq/execq/worker/workertest"
 )
 
 var (
@@ -28,9 +28,8 @@ func demoRedis() string {
 			panic(err)
 		}
 		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		w, err := worker.New(worker.Config{
+		w, err := workertest.New(worker.Config{
 			Redis:    client,
-			Runtime:  fake.NewRuntime("demo"),
 			Name:     "demo",
 			Image:    "demo",
 			PoolSize: 2,

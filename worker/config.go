@@ -15,10 +15,6 @@ import (
 // DefaultImage is the sandbox image `make sandbox-image` builds.
 const DefaultImage = "execq-sandbox:latest"
 
-// Runtime creates sandboxes: agentrt and dockerexec are the ones execq
-// ships.
-type Runtime = sandbox.Runtime
-
 // BuiltImages are the images execq builds (make sandbox-image,
 // make language-images); every worker allows them.
 var BuiltImages = []string{"execq-sandbox", "execq-python", "execq-node", "execq-c"}
@@ -28,8 +24,8 @@ var BuiltImages = []string{"execq-sandbox", "execq-python", "execq-node", "execq
 type Config struct {
 	// Redis holds the queues and execq's keys. Required.
 	Redis redis.UniversalClient
-	// Runtime creates the sandboxes. Required.
-	Runtime Runtime
+	// Sandbox configures the sandboxes.
+	Sandbox SandboxConfig
 	// Name identifies this worker process in results, logs and container
 	// labels. Defaults to hostname-pid-random.
 	Name string
@@ -86,6 +82,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told what the worker does; nil observes nothing.
 	Observer Observer
+
+	// runtime, set by the worker's own tests (worker/internal/hook),
+	// replaces the runtime Sandbox describes.
+	runtime sandbox.Runtime
 }
 
 func (c Config) withDefaults() Config {
@@ -139,9 +139,6 @@ func (c Config) validate() error {
 	var errs []error
 	if c.Redis == nil {
 		errs = append(errs, errors.New("a Redis client is required"))
-	}
-	if c.Runtime == nil {
-		errs = append(errs, errors.New("a sandbox runtime is required"))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)

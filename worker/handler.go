@@ -107,7 +107,7 @@ func (e *execution) process(ctx context.Context) error {
 	if err := e.w.images.check(req.Image); err != nil {
 		return e.reject(ctx, err)
 	}
-	img, err := e.w.cfg.Runtime.ResolveImage(ctx, req.Image)
+	img, err := e.w.runtime.ResolveImage(ctx, req.Image)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrImageNotFound) || errors.Is(err, sandbox.ErrInvalidImage) {
 			return e.reject(ctx, err)

@@ -23,6 +23,7 @@ import (
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
+	"github.com/execq/execq/worker/internal/hook"
 )
 
 // Unit tests of the worker: a real worker.Worker and asynq server on
@@ -104,9 +105,8 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(unitLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Redis:           client,
-		Runtime:         rt,
 		Name:            name,
 		Image:           unitImage,
 		PoolSize:        opts.poolSize,
@@ -115,7 +115,9 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 		MaxAttempts:     opts.maxAttempts,
 		ShutdownTimeout: opts.shutdownTimeout,
 		Logger:          log,
-	})
+	}
+	hook.SetRuntime(&cfg, rt)
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,17 +732,20 @@ func TestUnitNewValidatesConfig(t *testing.T) {
 	t.Parallel()
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialed
 	t.Cleanup(func() { client.Close() })
-	rt := fake.NewRuntime("w")
+	withFake := func(cfg worker.Config) worker.Config {
+		hook.SetRuntime(&cfg, fake.NewRuntime("w"))
+		return cfg
+	}
 	cases := []struct {
 		name    string
 		cfg     worker.Config
 		problem string
 	}{
-		{"no redis", worker.Config{Runtime: rt}, "Redis client is required"},
-		{"no runtime", worker.Config{Redis: client}, "runtime is required"},
-		{"concurrency above the pool", worker.Config{Redis: client, Runtime: rt, PoolSize: 2, Concurrency: 3}, "concurrency 3 is above the pool size 2"},
-		{"empty queue name", worker.Config{Redis: client, Runtime: rt, Queues: map[string]int{"": 1}}, "queue name is empty"},
-		{"limits", worker.Config{Redis: client, Runtime: rt, Limits: tasks.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: time.Second}}, "default timeout 30s is above the maximum 1s"},
+		{"no redis", withFake(worker.Config{}), "Redis client is required"},
+		{"concurrency above the pool", withFake(worker.Config{Redis: client, PoolSize: 2, Concurrency: 3}), "concurrency 3 is above the pool size 2"},
+		{"empty queue name", withFake(worker.Config{Redis: client, Queues: map[string]int{"": 1}}), "queue name is empty"},
+		{"limits", withFake(worker.Config{Redis: client, Limits: tasks.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: time.Second}}), "default timeout 30s is above the maximum 1s"},
+		{"unknown runtime", worker.Config{Redis: client, Sandbox: worker.SandboxConfig{Runtime: "vm", AgentBinary: "/bin/true"}}, `sandbox runtime "vm"`},
 	}
 	for _, c := range cases {
 		_, err := worker.New(c.cfg)
@@ -748,7 +753,7 @@ func TestUnitNewValidatesConfig(t *testing.T) {
 			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.problem)
 		}
 	}
-	w, err := worker.New(worker.Config{Redis: client, Runtime: rt})
+	w, err := worker.New(withFake(worker.Config{Redis: client}))
 	if err != nil {
 		t.Fatal(err)
 	}

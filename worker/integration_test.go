@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,8 +68,12 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 	}
 	rt := testutil.NewRuntime(t, cli, opts.runtime, name, testutil.RuntimeOptions{Logger: log})
 	w, err := worker.New(worker.Config{
-		Redis:           r.Client,
-		Runtime:         rt,
+		Redis: r.Client,
+		Sandbox: worker.SandboxConfig{
+			Runtime:     opts.runtime,
+			AgentBinary: testutil.AgentBinary(t),
+			OCIRuntime:  os.Getenv("EXECQ_TEST_OCI_RUNTIME"),
+		},
 		Name:            name,
 		Image:           testutil.SandboxImage,
 		PoolSize:        opts.poolSize,

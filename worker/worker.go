@@ -34,7 +34,9 @@ type Worker struct {
 	engine  *engineHealth
 	images  imagePolicy
 
-	inflight sync.WaitGroup // handlers running
+	inflight     sync.WaitGroup // handlers running
+	runtime      sandbox.Runtime
+	closeRuntime func() error // nil when the runtime is not the worker's
 
 	mu      sync.Mutex
 	started bool
@@ -49,9 +51,16 @@ func New(cfg Config) (*Worker, error) {
 	}
 	log := cfg.Logger.With("worker", cfg.Name)
 	store := rdb.New(cfg.Redis, tasks.Keys{Prefix: cfg.KeyPrefix}, cfg.Retention)
-	w := &Worker{cfg: cfg, log: log, store: store, images: newImagePolicy(cfg.Image, cfg.AllowedImages)}
+	w := &Worker{cfg: cfg, log: log, store: store, images: newImagePolicy(cfg.Image, cfg.AllowedImages), runtime: cfg.runtime}
+	if w.runtime == nil {
+		rt, closeRuntime, err := newRuntime(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		w.runtime, w.closeRuntime = rt, closeRuntime
+	}
 	defaults := (&tasks.ExecRequest{}).Resolved(cfg.Limits)
-	p, err := pool.New(cfg.Runtime, pool.Config{
+	p, err := pool.New(w.runtime, pool.Config{
 		Image:   cfg.Image,
 		Limits:  limitsOf(&defaults),
 		Owner:   cfg.Name,
@@ -76,7 +85,7 @@ func New(cfg Config) (*Worker, error) {
 	w.beat = newHeartbeat(store, cfg.Name, log)
 	w.recover = newRecoverer(store, cfg.Queues, log)
 	w.sweep = newSweeper(store, cfg.Name, log)
-	w.engine = newEngineHealth(cfg.Runtime.Ping, log, cfg.Observer)
+	w.engine = newEngineHealth(w.runtime.Ping, log, cfg.Observer)
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            cfg.Queues,
@@ -102,8 +111,16 @@ func New(cfg Config) (*Worker, error) {
 // Name is the worker's name.
 func (w *Worker) Name() string { return w.cfg.Name }
 
-// Pool is the worker's container pool, for metrics.
-func (w *Worker) Pool() *pool.Pool { return w.pool }
+// PoolStats counts the worker's containers by state.
+type PoolStats struct {
+	Idle, Busy, Resetting, Creating int
+}
+
+// PoolStats returns the current counts of the worker's containers.
+func (w *Worker) PoolStats() PoolStats {
+	s := w.pool.Stats()
+	return PoolStats{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating}
+}
 
 // retryDelay spaces retries after infrastructure failures: 1s, 2s, 4s, …,
 // at most 30s. An agent is waiting. While the engine is down, executions
@@ -215,6 +232,9 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.engine.stop()
 	w.beat.stop(ctx)
 	err := w.pool.Stop(ctx)
+	if w.closeRuntime != nil {
+		err = errors.Join(err, w.closeRuntime())
+	}
 	w.log.Info("worker stopped")
 	return err
 }

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,10 +18,7 @@ import (
 
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/metrics"
-	"github.com/execq/execq/internal/sandbox"
-	"github.com/execq/execq/internal/sandbox/agentrt"
 	"github.com/execq/execq/internal/sandbox/docker"
-	"github.com/execq/execq/internal/sandbox/dockerexec"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
 )
@@ -76,7 +70,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace period for running executions at shutdown")
 	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long results and output streams are kept")
 	fs.IntVar(&f.maxUses, "max-uses", 100, "executions a container serves before it is replaced")
-	fs.StringVar(&f.runtime, "runtime", agentrt.Name, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
+	fs.StringVar(&f.runtime, "runtime", worker.RuntimeAgent, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
 	fs.StringVar(&f.agentBinary, "agent", "", "path of the execq-agent binary mounted into the sandboxes (default: beside this executable, then on PATH)")
 	fs.StringArrayVar(&f.allowedImages, "allowed-images", nil, `images requests may name besides --image and the images execq builds: "python" (any tag), "python:3.*" (repeatable)`)
 	fs.IntVar(&f.uidBase, "uid-base", docker.DefaultUIDBase, "first uid of the range sandboxes run commands as (one uid per container of the engine)")
@@ -164,10 +158,6 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 	if err != nil {
 		return nil, nil, err
 	}
-	cli, err := docker.NewClient()
-	if err != nil {
-		return nil, nil, err
-	}
 	reg := metrics.NewRegistry()
 	observer, err := metrics.NewWorker(reg)
 	if err != nil {
@@ -186,48 +176,28 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Retention:         f.retention,
 		MaxUses:           f.maxUses,
 		ShutdownTimeout:   f.shutdownTimeout,
-		Logger:            log,
-		Observer:          observer,
+		Sandbox: worker.SandboxConfig{
+			Runtime:        f.runtime,
+			AgentBinary:    f.agentBinary,
+			OCIRuntime:     f.ociRuntime,
+			WorkspaceBytes: workspace,
+			TmpBytes:       tmp,
+			CgroupRoot:     f.cgroupRoot,
+			UIDBase:        f.uidBase,
+			UIDCount:       f.uidCount,
+		},
+		Logger:   log,
+		Observer: observer,
 	}
-	if cfg.Name == "" {
-		// The runtime labels containers with the name: fix it here.
-		cfg.Name = worker.DefaultName()
-	}
-	agentBinary, err := findAgent(f.agentBinary)
-	if err != nil {
-		return nil, nil, err
-	}
-	engine, err := docker.NewEngine(cli, docker.Config{
-		Owner:          cfg.Name,
-		UIDBase:        f.uidBase,
-		UIDCount:       f.uidCount,
-		Limits:         sandbox.Limits{MemoryBytes: limits.DefaultMemoryBytes, NanoCPUs: int64(limits.DefaultCPUs * 1e9), Pids: limits.DefaultPids},
-		WorkspaceBytes: workspace,
-		TmpBytes:       tmp,
-		OCIRuntime:     f.ociRuntime,
-		CgroupRoot:     f.cgroupRoot,
-		AgentBinary:    agentBinary,
-		Logger:         log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	var rt worker.Runtime
-	switch f.runtime {
-	case agentrt.Name:
-		rt = agentrt.New(engine, cli, agentrt.Config{Logger: log})
-	case dockerexec.Name:
-		rt = dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
-	default:
-		return nil, nil, fmt.Errorf("--runtime %q is neither %q nor %q", f.runtime, agentrt.Name, dockerexec.Name)
-	}
-	cfg.Runtime = rt
 	w, err := worker.New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	err = reg.Register(
-		metrics.NewPoolCollector(w.Pool().Stats),
+		metrics.NewPoolCollector(func() metrics.PoolCounts {
+			s := w.PoolStats()
+			return metrics.PoolCounts{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating}
+		}),
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb)),
 	)
 	return w, reg, err
@@ -310,22 +280,4 @@ func redactURL(url string) string {
 		}
 	}
 	return url
-}
-
-// findAgent returns the execq-agent binary to mount into sandboxes: the
-// one named, else the one beside this executable, else the one on PATH.
-func findAgent(named string) (string, error) {
-	if named != "" {
-		return named, nil
-	}
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), "execq-agent")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("execq-agent"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("no execq-agent binary beside this executable or on PATH; build it (make build) or name it with --agent")
 }

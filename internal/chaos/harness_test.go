@@ -210,12 +210,14 @@ func (e *env) enqueueRaw(t *testing.T, id string, payload []byte) {
 // scan is last and uses shell builtins only, so that the script's own
 // helpers have exited.
 const cleanScript = `
-read -r mem 2>/dev/null </sys/fs/cgroup/memory/memory.limit_in_bytes || read -r mem 2>/dev/null </sys/fs/cgroup/memory.max || mem=unknown
-read -r pids 2>/dev/null </sys/fs/cgroup/pids/pids.max || read -r pids 2>/dev/null </sys/fs/cgroup/pids.max || pids=unknown
+# gVisor mounts no cgroupfs; its /proc/meminfo tells the memory limit.
+read -r mem 2>/dev/null </sys/fs/cgroup/memory/memory.limit_in_bytes || read -r mem 2>/dev/null </sys/fs/cgroup/memory.max ||
+	{ mem=unknown; while read -r k v _; do [ "$k" = MemTotal: ] && { mem=$((v * 1024)); break; }; done </proc/meminfo; }
+read -r pids 2>/dev/null </sys/fs/cgroup/pids/pids.max || read -r pids 2>/dev/null </sys/fs/cgroup/pids.max || pids=unlimited
 # The user's own process limit, where the runtime sets one below the
 # container's (the agent keeps room for itself beyond it).
 nproc=$(ulimit -u)
-[ "$nproc" != unlimited ] && [ "$pids" != unknown ] && [ "$nproc" -lt "$pids" ] && pids=$nproc
+[ "$nproc" != unlimited ] && { [ "$pids" = unlimited ] || [ "$nproc" -lt "$pids" ]; } && pids=$nproc
 echo "mem $mem"
 echo "pids $pids"
 uid=$(id -u)
@@ -598,13 +600,14 @@ func startInProcessWorker(t *testing.T, e *env, label string, limits tasks.Limit
 	t.Helper()
 	ip := &inProcessWorker{name: ownerPrefix() + label, log: &lockedBuffer{}}
 	log := slog.New(slog.NewTextHandler(ip.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rt := testutil.NewRuntime(t, e.docker, sandboxRuntime, ip.name, testutil.RuntimeOptions{
-		Logger: log, Engine: docker.Config{AgentBinary: filepath.Join(filepath.Dir(execqBin), "execq-agent"), OCIRuntime: ociRuntime},
-	})
 	var err error
 	ip.w, err = worker.New(worker.Config{
-		Redis:           e.rc,
-		Runtime:         rt,
+		Redis: e.rc,
+		Sandbox: worker.SandboxConfig{
+			Runtime:     sandboxRuntime,
+			AgentBinary: filepath.Join(filepath.Dir(execqBin), "execq-agent"),
+			OCIRuntime:  ociRuntime,
+		},
 		Name:            ip.name,
 		Image:           testutil.SandboxImage,
 		PoolSize:        1,

@@ -113,3 +113,7 @@ func sandboxUID(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 1000 && n < 2000
 }
+
+// gvisor reports whether the run's sandboxes run under gVisor, whose
+// kernel differs where the cases say so.
+func gvisor() bool { return ociRuntime == "runsc" }

@@ -11,11 +11,11 @@ import (
 
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/rdb"
-	"github.com/execq/execq/internal/sandbox/fake"
 	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
+	"github.com/execq/execq/worker/workertest"
 )
 
 // TestBrowserShowsExecution opens the dashboard in a real headless Chromium
@@ -58,9 +58,8 @@ func TestBrowserShowsExecution(t *testing.T) {
 // fake runtime and returns its execution ID.
 func finishedExecution(t *testing.T, ctx context.Context, r *testutil.Redis) string {
 	t.Helper()
-	w, err := worker.New(worker.Config{
+	w, err := workertest.New(worker.Config{
 		Redis:    r.Client,
-		Runtime:  fake.NewRuntime("browser-test"),
 		Name:     "browser-test",
 		Image:    "demo",
 		PoolSize: 1,

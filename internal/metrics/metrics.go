@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/execq/execq/internal/pool"
 	"github.com/execq/execq/tasks"
 )
 
@@ -190,14 +189,19 @@ func (w *Worker) EngineUp(up bool) {
 	}
 }
 
+// PoolCounts are a pool's container counts by state.
+type PoolCounts struct {
+	Idle, Busy, Resetting, Creating int
+}
+
 // PoolCollector reports a pool's container counts by state.
 type PoolCollector struct {
-	stats func() pool.Stats
+	stats func() PoolCounts
 	desc  *prometheus.Desc
 }
 
 // NewPoolCollector reads counts from stats at each scrape.
-func NewPoolCollector(stats func() pool.Stats) *PoolCollector {
+func NewPoolCollector(stats func() PoolCounts) *PoolCollector {
 	return &PoolCollector{
 		stats: stats,
 		desc: prometheus.NewDesc(namespace+"_pool_containers",

@@ -293,7 +293,7 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 // cgroup.
 const (
 	gvisorRuntime     = "runsc"
-	gvisorPidsReserve = 1024
+	gvisorPidsReserve = 8192
 )
 
 // limitsOf fills l's zero fields with the engine's defaults.
