@@ -115,7 +115,7 @@ func serve(args []string) error {
 		return err
 	}
 	agent.ReserveThreads(threadReserve)
-	return agent.Serve(os.Stdin, os.Stdout, agent.Config{Sandbox: *sb, Name: name, Log: logger})
+	return agent.Serve(os.Stdin, os.Stdout, agent.Config{Sandbox: *sb, Name: name, Log: logger, Trace: true})
 }
 
 // idle waits for ever, as the docker-exec runtime's keepalive; it is

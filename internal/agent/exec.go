@@ -32,75 +32,117 @@ type execution struct {
 	stdinDone chan struct{} // closed when writeStdin returns
 }
 
-// startExec starts x through the launcher and answers Started or Failed.
+// startExec starts x as the sandbox's user, traced or through the
+// launcher, and answers Started or Failed.
 func (s *Server) startExec(x proto.Exec) error {
-	sb := s.cfg.Sandbox
-	var files []*os.File // the child's ends, closed here once it has them
-	closeAll := func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}
-	pipe := func() (*os.File, *os.File, error) {
-		r, w, err := os.Pipe()
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("pipe: %w", err)
-		}
-		return r, w, nil
-	}
-	var stdinR, stdinW *os.File
-	var err error
-	if x.Stdin {
-		if stdinR, stdinW, err = pipe(); err != nil {
-			return s.failed(proto.FailOther, err.Error())
-		}
-	} else if stdinR, err = os.Open(os.DevNull); err != nil {
-		return s.failed(proto.FailOther, err.Error())
-	}
-	files = append(files, stdinR)
-	stdoutR, stdoutW, err := pipe()
+	var p pipes
+	defer p.closeChild()
+	stdin, stdinW, err := p.input(x.Stdin)
 	if err != nil {
 		return s.failed(proto.FailOther, err.Error())
 	}
-	files = append(files, stdoutW)
-	stderrR, stderrW, err := pipe()
+	stdoutR, stdoutW, err := p.output()
 	if err != nil {
-		stdoutR.Close()
+		p.closeParent()
 		return s.failed(proto.FailOther, err.Error())
 	}
-	files = append(files, stderrW)
-	specR, specW, err := pipe()
+	stderrR, stderrW, err := p.output()
 	if err != nil {
-		stdoutR.Close()
-		stderrR.Close()
+		p.closeParent()
 		return s.failed(proto.FailOther, err.Error())
 	}
-	files = append(files, specR)
-	reportR, reportW, err := pipe()
-	if err != nil {
-		stdoutR.Close()
-		stderrR.Close()
-		specW.Close()
-		return s.failed(proto.FailOther, err.Error())
+	oom0 := -1
+	if x.CountOOMKills {
+		oom0 = oomKills()
 	}
-	files = append(files, reportW)
-	parentEnds := []*os.File{stdoutR, stderrR, specW, reportR}
-	if stdinW != nil {
-		parentEnds = append(parentEnds, stdinW)
+	env := mergeEnv(os.Environ(), x.Env)
+	files := []uintptr{stdin.Fd(), stdoutW.Fd(), stderrW.Fd()}
+	var pid int
+	var exited <-chan exitStatus
+	var failed *proto.Failed
+	if s.traced {
+		s.reaper.mu.Lock()
+		pid, exited, failed = s.spawnTraced(x, env, files)
+		s.reaper.mu.Unlock()
+	} else {
+		pid, exited, failed = s.spawnLaunched(x, env, files)
 	}
-	closeParent := func() {
-		for _, f := range parentEnds {
-			f.Close()
-		}
+	if failed != nil {
+		p.closeParent()
+		return s.sendJSON(proto.TFailed, failed)
 	}
+	return s.running(pid, exited, oom0, stdinW, stdoutR, stderrR)
+}
 
-	oom0 := oomKills()
+// pipes holds a command's descriptors: the child's ends, closed here once
+// it has them, and the agent's.
+type pipes struct {
+	child, parent []*os.File
+}
+
+// input is the command's standard input: a pipe the agent writes, or
+// /dev/null.
+func (p *pipes) input(piped bool) (child, parent *os.File, err error) {
+	if !piped {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.child = append(p.child, f)
+		return f, nil, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	p.child, p.parent = append(p.child, r), append(p.parent, w)
+	return r, w, nil
+}
+
+// output is a pipe the command writes and the agent reads.
+func (p *pipes) output() (parent, child *os.File, err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	p.child, p.parent = append(p.child, w), append(p.parent, r)
+	return r, w, nil
+}
+
+func (p *pipes) closeChild() {
+	for _, f := range p.child {
+		f.Close()
+	}
+	p.child = nil
+}
+
+func (p *pipes) closeParent() {
+	for _, f := range p.parent {
+		f.Close()
+	}
+	p.parent = nil
+}
+
+// spawnLaunched starts x through the launcher (execq-agent launch), which
+// readies it as the user before it execs.
+func (s *Server) spawnLaunched(x proto.Exec, env []string, files []uintptr) (int, <-chan exitStatus, *proto.Failed) {
+	sb := s.cfg.Sandbox
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return 0, nil, &proto.Failed{Kind: proto.FailOther, Message: "pipe: " + err.Error()}
+	}
+	defer specW.Close()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		return 0, nil, &proto.Failed{Kind: proto.FailOther, Message: "pipe: " + err.Error()}
+	}
+	defer reportR.Close()
 	s.reaper.mu.Lock()
 	pid, err := syscall.ForkExec(s.cfg.Launcher, []string{"execq-agent", "launch"}, &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   mergeEnv(os.Environ(), x.Env),
-		Files: []uintptr{stdinR.Fd(), stdoutW.Fd(), stderrW.Fd(), specR.Fd(), reportW.Fd()},
+		Env:   env,
+		Files: append(files, specR.Fd(), reportW.Fd()),
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
@@ -111,35 +153,34 @@ func (s *Server) startExec(x proto.Exec) error {
 		exited = s.reaper.watchLocked(pid)
 	}
 	s.reaper.mu.Unlock()
-	closeAll()
+	specR.Close()
+	reportW.Close()
 	if err != nil {
-		closeParent()
-		return s.failed(forkFailure(err))
+		kind, msg := forkFailure(err)
+		return 0, nil, &proto.Failed{Kind: kind, Message: msg}
 	}
-
 	spec, _ := json.Marshal(launchSpec{Argv: x.Argv, Dir: x.Dir, Rlimits: x.Rlimits, OOMScoreAdj: oomScoreAdj})
 	_, _ = specW.Write(spec)
 	specW.Close()
 	_ = reportR.SetReadDeadline(time.Now().Add(launchTimeout))
 	report, rerr := io.ReadAll(io.LimitReader(reportR, 64<<10))
-	reportR.Close()
-	if len(report) > 0 || rerr != nil {
-		stdoutR.Close()
-		stderrR.Close()
-		if stdinW != nil {
-			stdinW.Close()
-		}
-		var f proto.Failed
-		if err := json.Unmarshal(report, &f); err != nil || f.Kind == "" {
-			f = proto.Failed{Kind: proto.FailOther, Message: fmt.Sprintf("the launcher failed: %v %q", rerr, report)}
-		}
-		if rerr != nil {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		<-exited
-		return s.sendJSON(proto.TFailed, f)
+	if len(report) == 0 && rerr == nil {
+		return pid, exited, nil
 	}
+	var f proto.Failed
+	if err := json.Unmarshal(report, &f); err != nil || f.Kind == "" {
+		f = proto.Failed{Kind: proto.FailOther, Message: fmt.Sprintf("the launcher failed: %v %q", rerr, report)}
+	}
+	if rerr != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	<-exited
+	return 0, nil, &f
+}
 
+// running tracks a started command, answers Started, and streams its
+// output until its exit.
+func (s *Server) running(pid int, exited <-chan exitStatus, oom0 int, stdinW, stdoutR, stderrR *os.File) error {
 	e := &execution{s: s, pid: pid}
 	if stdinW != nil {
 		e.stdinCh = make(chan []byte, proto.StdinWindow/proto.DataChunk+2)
@@ -177,7 +218,7 @@ func forkFailure(err error) (string, string) {
 // wait waits for the main process to exit, sends what output it wrote and
 // then the Exit.
 func (e *execution) wait(exited <-chan exitStatus, oom0 int, outs ...*output) {
-	es := <-exited
+	es := e.s.reaper.await(e.pid, exited)
 	for _, o := range outs {
 		o.drain()
 	}

@@ -81,6 +81,28 @@ func (r *reaper) reap() {
 	}
 }
 
+// await returns pid's exit status, which exited also delivers. It waits in
+// wait4 for pid itself, which returns as soon as it exits, sooner than the
+// SIGCHLD that wakes the reaper; whichever of the two reaps it, the other
+// hands it over.
+func (r *reaper) await(pid int, exited <-chan exitStatus) exitStatus {
+	var es exitStatus
+	for {
+		got, err := unix.Wait4(pid, &es.status, unix.WALL, &es.usage)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && got == pid {
+			r.mu.Lock()
+			delete(r.watching, pid)
+			r.mu.Unlock()
+			return es
+		}
+		// The reaper got it first (ECHILD).
+		return <-exited
+	}
+}
+
 func (r *reaper) close() {
 	signal.Stop(r.sigs)
 	close(r.stop)

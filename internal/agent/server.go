@@ -23,6 +23,9 @@ type Config struct {
 	Launcher string
 	// Name names the agent's build in its Hello.
 	Name string
+	// Trace starts commands stopped at their exec, readied by the agent,
+	// where the kernel allows it; otherwise through the launcher.
+	Trace bool
 	// Log receives the agent's own messages. Defaults to discarding them.
 	Log *log.Logger
 }
@@ -36,6 +39,9 @@ type Server struct {
 	outMu  sync.Mutex
 	reaper *reaper
 	exec   *execution // the command in progress, or nil
+	// traced: commands start stopped at their exec and are readied by the
+	// agent (probeTracing), instead of through the launcher.
+	traced bool
 }
 
 // ErrProtocol is returned for a frame the protocol does not allow.
@@ -50,7 +56,9 @@ func Serve(in io.Reader, out io.Writer, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s := &Server{cfg: cfg, in: proto.NewReader(bufio.NewReaderSize(in, 64<<10)), out: proto.NewWriter(out), reaper: newReaper()}
+	s := &Server{cfg: cfg, in: proto.NewReader(bufio.NewReaderSize(in, 64<<10)), out: proto.NewWriter(out)}
+	s.traced = cfg.Trace && probeTracing(cfg.Launcher)
+	s.reaper = newReaper()
 	defer s.reaper.close()
 	if err := s.handshake(); err != nil {
 		return err

@@ -21,7 +21,8 @@ type Appender interface {
 
 // Config tunes a Writer.
 type Config struct {
-	// Linger is how long output may wait for more before it is sent.
+	// Linger is how long output may wait for more before it is sent while
+	// an append is in flight; output that comes while none is goes at once.
 	// Defaults to 5ms.
 	Linger time.Duration
 	// ChunkBytes is the size at which pending output is sent at once.
@@ -85,6 +86,7 @@ type Writer struct {
 	pendingFor tasks.EventType
 	timer      *time.Timer
 	queue      []rdb.Entry
+	inflight   bool // an append is under way
 	closed     bool
 	wake       chan struct{}
 	done       chan struct{}
@@ -151,7 +153,9 @@ func (w *Writer) write(kind tasks.EventType, p []byte) {
 		w.pendingFor = kind
 	}
 	w.pending = append(w.pending, p...)
-	if len(w.pending) >= w.cfg.ChunkBytes {
+	if len(w.pending) >= w.cfg.ChunkBytes || !w.inflight && len(w.queue) == 0 {
+		// Nothing is on its way: this goes now. Otherwise it waits for the
+		// append in flight, gathering what comes meanwhile.
 		w.flushLocked()
 		return
 	}
@@ -175,8 +179,15 @@ func (w *Writer) flushLocked() {
 		w.timer = nil
 	}
 	for len(w.pending) > 0 {
+		if last := len(w.queue) - 1; last >= 0 && w.queue[last].Type == w.pendingFor && len(w.queue[last].Data) < w.cfg.ChunkBytes {
+			// Joins the entry still waiting to be sent.
+			n := min(len(w.pending), w.cfg.ChunkBytes-len(w.queue[last].Data))
+			w.queue[last].Data = append(w.queue[last].Data, w.pending[:n]...)
+			w.pending = w.pending[n:]
+			continue
+		}
 		n := min(len(w.pending), w.cfg.ChunkBytes)
-		w.queue = append(w.queue, rdb.Entry{Type: w.pendingFor, Data: w.pending[:n:n]})
+		w.queue = append(w.queue, rdb.Entry{Type: w.pendingFor, Data: append([]byte(nil), w.pending[:n]...)})
 		w.pending = w.pending[n:]
 	}
 	w.pending = nil
@@ -195,14 +206,18 @@ func (w *Writer) send() {
 		batch := w.queue
 		w.queue = nil
 		closed := w.closed
+		w.inflight = len(batch) > 0
 		w.mu.Unlock()
 		if len(batch) > 0 {
-			if err := w.appendWithRetry(batch); err != nil {
-				w.mu.Lock()
+			err := w.appendWithRetry(batch)
+			w.mu.Lock()
+			if err != nil {
 				w.sendErr = errors.Join(w.sendErr, err)
 				w.dropped += len(batch)
-				w.mu.Unlock()
 			}
+			// What came while it was in flight goes in the next append.
+			w.flushLocked()
+			w.mu.Unlock()
 			continue
 		}
 		if closed {

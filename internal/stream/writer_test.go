@@ -109,8 +109,9 @@ func TestTinyWritesAreCoalesced(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := b.app.entries()
-	if len(entries) != 1 {
-		t.Errorf("1000 one-byte writes became %d entries, want 1", len(entries))
+	// The first goes at once; the rest gather while it is in flight.
+	if len(entries) > 2 {
+		t.Errorf("1000 one-byte writes became %d entries, want 2 at most", len(entries))
 	}
 	if got := streamed(entries, tasks.EventStdout); !bytes.Equal(got, want) {
 		t.Errorf("streamed %q, want %q", got, want)
@@ -166,10 +167,25 @@ func TestInterleavingIsKept(t *testing.T) {
 		{Type: tasks.EventStderr, Data: []byte("e2e3")},
 		{Type: tasks.EventStdout, Data: []byte("o4")},
 	}
-	got := b.app.entries()
+	// Entries of one stream may be split where appends were; merged, they
+	// are the runs written.
+	got := mergeRuns(b.app.entries())
 	if !sameEntries(got, want) {
 		t.Errorf("entries %s, want %s", show(got), show(want))
 	}
+}
+
+// mergeRuns joins consecutive entries of the same type.
+func mergeRuns(entries []rdb.Entry) []rdb.Entry {
+	var out []rdb.Entry
+	for _, e := range entries {
+		if n := len(out); n > 0 && out[n-1].Type == e.Type {
+			out[n-1].Data = append(append([]byte(nil), out[n-1].Data...), e.Data...)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func sameEntries(a, b []rdb.Entry) bool {

@@ -130,6 +130,9 @@ type Exec struct {
 	Stdin bool `json:"stdin,omitempty"`
 	// Rlimits are set on the command before it starts.
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// CountOOMKills asks the agent to count the memory limit's kills from
+	// its cgroup (Exit.OOMKills), for a worker that cannot read the host's.
+	CountOOMKills bool `json:"countOomKills,omitempty"`
 }
 
 // Rlimit is one resource limit (RLIMIT_* number, as in setrlimit(2)).

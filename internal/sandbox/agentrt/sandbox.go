@@ -77,13 +77,17 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		Dir:     cmd.Dir,
 		Stdin:   cmd.Stdin != nil,
 		Rlimits: []proto.Rlimit{{Resource: unix.RLIMIT_NPROC, Soft: uint64(s.Limits().Pids), Hard: uint64(s.Limits().Pids)}},
+		// Where the host's cgroups cannot be read, the agent counts.
+		CountOOMKills: !s.Accounted(),
 	}
-	acct := s.BeginAccounting()
 	start := time.Now()
 	if err := s.conn.sendJSON(proto.TExec, x); err != nil {
 		out.Reusable = false
 		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 	}
+	// Begun while the agent starts the command, which takes longer than
+	// this, so that the command's own work is all measured.
+	acct := s.BeginAccounting()
 	f, err := s.conn.next(context.WithoutCancel(ctx), 0)
 	if err != nil {
 		out.Reusable = false

@@ -152,6 +152,10 @@ func (c *Container) OOMKilledFlag(ctx context.Context) bool {
 	return err == nil && info.State != nil && info.State.OOMKilled
 }
 
+// Accounted reports whether the host's cgroups of the container can be
+// read: then BeginAccounting measures, and counts OOM kills.
+func (c *Container) Accounted() bool { return c.cgroup != nil }
+
 // Accounting measures one execution from the host's cgroups.
 type Accounting struct{ a *accounting }
 
