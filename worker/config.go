@@ -66,7 +66,10 @@ type Config struct {
 	// Defaults to 5.
 	MaxAttempts int
 	// MaxUses is how many executions a container serves before it is
-	// replaced. Defaults to 100.
+	// replaced. Isolation does not rest on it (every reset is verified);
+	// it bounds whatever drift a long-lived container might accumulate.
+	// Defaults to 1000: replacing a container costs the engine far more
+	// CPU than a thousand resets.
 	MaxUses int
 	// ShutdownTimeout is the grace period running executions get at
 	// shutdown before they are killed and left to be retried. Defaults to
@@ -118,7 +121,7 @@ func (c Config) withDefaults() Config {
 		c.MaxAttempts = 5
 	}
 	if c.MaxUses <= 0 {
-		c.MaxUses = 100
+		c.MaxUses = 1000
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/sandbox/docker"
+	"github.com/execq/execq/internal/webguard"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
 )
@@ -69,7 +71,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.checkInterval, "task-check-interval", 5*time.Millisecond, "how often empty queues are polled")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace period for running executions at shutdown")
 	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long results and output streams are kept")
-	fs.IntVar(&f.maxUses, "max-uses", 100, "executions a container serves before it is replaced")
+	fs.IntVar(&f.maxUses, "max-uses", 1000, "executions a container serves before it is replaced")
 	fs.StringVar(&f.runtime, "runtime", worker.RuntimeAgent, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
 	fs.StringVar(&f.agentBinary, "agent", "", "path of the execq-agent binary mounted into the sandboxes (default: beside this executable, then on PATH)")
 	fs.StringArrayVar(&f.allowedImages, "allowed-images", nil, `images requests may name besides --image and the images execq builds: "python" (any tag), "python:3.*" (repeatable)`)
@@ -89,7 +91,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.maxPids, "max-pids", 4096, "largest process limit a request may ask for")
 	fs.StringVar(&f.defaultOutput, "default-max-output", "1m", "output kept per stream for requests that give no cap")
 	fs.StringVar(&f.maxOutput, "max-output", "16m", "largest output cap a request may ask for")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and health (/healthz) on this address, e.g. 127.0.0.1:9090 (default off; execq up serves them with the dashboard)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), health (/healthz) and Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:9090 (default off; execq up serves metrics and health with the dashboard)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -235,6 +237,11 @@ worker's containers are removed.`,
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", reg)
 				mux.Handle("/healthz", dashboard.HealthHandler(w.Healthy))
+				// Profiles, for the operator who asks where a worker's time
+				// goes; behind the Host guard so a rebinding page cannot
+				// read them. Metrics stay open to scrapers that use names.
+				mux.Handle("/debug/pprof/", webguard.Wrap(http.HandlerFunc(pprof.Index), webguard.Config{}))
+				mux.Handle("/debug/pprof/profile", webguard.Wrap(http.HandlerFunc(pprof.Profile), webguard.Config{}))
 				stopHTTP, err := serveHTTP(ctx, f.metricsAddr, mux, log)
 				if err != nil {
 					return err

@@ -340,7 +340,9 @@ func (o *output) run() {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, proto.DataChunk)
+	chunk := getChunk()
+	defer putChunk(chunk)
+	buf := *chunk
 	// Once draining, left is what the pipe held when the reader, between
 	// two reads, saw it: all the main process wrote, and no more.
 	draining, discard := false, false

@@ -195,7 +195,9 @@ func (s Sandbox) Archive(w io.Writer, spec CollectSpec) (proto.CollectReport, er
 		return rep, fmt.Errorf("open the workspace: %w", err)
 	}
 	defer unix.Close(root)
-	a := &archiver{tw: tar.NewWriter(w), spec: spec, rep: &rep, buf: make([]byte, 32<<10)}
+	chunk := getChunk()
+	defer putChunk(chunk)
+	a := &archiver{tw: tar.NewWriter(w), spec: spec, rep: &rep, buf: *chunk}
 	err = a.walk(root, "")
 	if errors.Is(err, errStop) {
 		err = nil

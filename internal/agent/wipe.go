@@ -49,7 +49,9 @@ func openDir(dirfd int, name string) (int, error) {
 func removeContents(dirfd int, deadline time.Time) (int, error) {
 	removed := 0
 	fixedMode := false
-	buf := make([]byte, 32<<10)
+	chunk := getChunk()
+	defer putChunk(chunk)
+	buf := *chunk
 	for {
 		names, err := readNames(dirfd, buf)
 		if err != nil {
@@ -127,6 +129,8 @@ func isEmpty(dir string) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
-	names, err := readNames(fd, make([]byte, 4096))
+	chunk := getChunk()
+	defer putChunk(chunk)
+	names, err := readNames(fd, (*chunk)[:4096])
 	return len(names) == 0, err
 }

@@ -59,7 +59,7 @@ type Config struct {
 	// runtime's defaults.
 	Limits sandbox.Limits
 	// MaxUses is how many executions a container serves before it is
-	// replaced. Defaults to 100.
+	// replaced. Defaults to 1000.
 	MaxUses int
 	// OwnerAlive reports whether the worker named owner is alive; the
 	// containers of a dead one are removed. Nil treats every other owner as
@@ -89,7 +89,7 @@ func (c Config) withDefaults() Config {
 		c.Size = 4
 	}
 	if c.MaxUses <= 0 {
-		c.MaxUses = 100
+		c.MaxUses = 1000
 	}
 	if c.OrphanGrace <= 0 {
 		c.OrphanGrace = time.Minute
