@@ -37,7 +37,7 @@ run: setup build
 # headless Chromium).
 test:
 	scripts/setup.sh --test
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -tags integration -race -count=1 -timeout 30m ./...
 
 # The adversarial and fault suite (internal/chaos, build tag chaos): hostile
 # commands, escape attempts, attacks on the next tenant, on collected files
@@ -60,14 +60,14 @@ test-chaos:
 # scripts/setup.sh --with-runsc), with the default runtime.
 test-gvisor:
 	scripts/setup.sh --with-runsc
-	EXECQ_TEST_OCI_RUNTIME=runsc $(GO) test -count=1 -timeout 20m ./internal/sandbox/... ./worker/
+	EXECQ_TEST_OCI_RUNTIME=runsc $(GO) test -tags integration -count=1 -timeout 20m ./internal/sandbox/... ./worker/
 	EXECQ_TEST_OCI_RUNTIME=runsc EXECQ_CHAOS_RUNTIME=agent EXECQ_CHAOS_SUMMARY=$(CURDIR)/bin/chaos-summary-gvisor.txt $(CHAOS)
 	@cat $(CURDIR)/bin/chaos-summary-gvisor.txt
 
-# Unit tests only: no Docker, no redis-server, no browser.
+# Unit tests only: no Docker, no redis-server, no browser. Tests that need
+# them carry the build tag integration (make test) or chaos (make test-chaos).
 test-unit:
-	$(GO) test -race -count=1 -skip 'TestBrowser' ./tasks/ ./producer/ ./internal/rdb/ ./internal/stream/ ./internal/pool/ ./internal/dashboard/ ./internal/metrics/
-	$(GO) test -race -count=1 -run 'TestUnit' ./worker/
+	$(GO) test -race -count=1 ./...
 
 # The README's set-up, end to end: a worker, then execq run.
 smoke: setup build
@@ -76,9 +76,15 @@ smoke: setup build
 bench: setup build
 	$(BIN) bench
 
+# gofmt, go vet and staticcheck, over every build tag's files.
+STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) vet -tags chaos ./internal/chaos/
+	$(STATICCHECK) -tags integration ./...
+	$(STATICCHECK) -tags chaos ./internal/chaos/
 
 clean:
 	rm -rf bin

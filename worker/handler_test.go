@@ -837,7 +837,7 @@ func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
 		// takes tasks whose lease expired 30s ago, at start and every
 		// minute.)
 		c := b.redis
-		if err := c.RPopLPush(b.ctx, "asynq:{default}:pending", "asynq:{default}:active").Err(); err != nil {
+		if err := c.LMove(b.ctx, "asynq:{default}:pending", "asynq:{default}:active", "RIGHT", "LEFT").Err(); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.HSet(b.ctx, "asynq:{default}:t:"+id, "state", "active").Err(); err != nil {

@@ -61,6 +61,9 @@ func (s Sandbox) Extract(r io.Reader, maxBytes int64) (int, error) {
 			unix.Close(dir)
 		case tar.TypeReg:
 			if err := s.writeFile(root, name, uint32(h.Mode)&0o777, tr); err != nil {
+				if lr.N <= 0 {
+					return n, fmt.Errorf("the archive is over %d bytes", maxBytes)
+				}
 				return n, err
 			}
 			n++

@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -94,10 +93,7 @@ func TestMain(m *testing.M) {
 // workers under test run as they are deployed; and the static agent beside
 // it, where the workers find it.
 func buildExecq(bin string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	goBin := testutil.GoTool()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for _, b := range []struct{ out, pkg string }{

@@ -38,7 +38,7 @@ func attackFile(t *testing.T) tasks.File {
 	t.Helper()
 	attackOnce.Do(func() {
 		out := filepath.Join(os.TempDir(), "execq-chaos-attack-"+runID)
-		cmd := exec.Command(goTool(), "build", "-o", out, "./internal/chaos/testdata/attack")
+		cmd := exec.Command(testutil.GoTool(), "build", "-o", out, "./internal/chaos/testdata/attack")
 		cmd.Dir = testutil.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -100,13 +100,6 @@ func volumeCount(t *testing.T) int {
 }
 
 func isRedisNil(err error) bool { return errors.Is(err, redis.Nil) }
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-}
 
 // sandboxUID reports whether s is a uid of the range sandboxes run as.
 func sandboxUID(s string) bool {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package dashboard_test
 
 import (

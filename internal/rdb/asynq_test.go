@@ -15,7 +15,7 @@ import (
 // move it to active and give it a lease until leaseUntil.
 func (b *testBundle) claim(t *testing.T, queue string, leaseUntil time.Time) string {
 	t.Helper()
-	id, err := b.client.RPopLPush(b.ctx, "asynq:{"+queue+"}:pending", "asynq:{"+queue+"}:active").Result()
+	id, err := b.client.LMove(b.ctx, "asynq:{"+queue+"}:pending", "asynq:{"+queue+"}:active", "RIGHT", "LEFT").Result()
 	if err != nil {
 		t.Fatalf("claim a task of %s: %v", queue, err)
 	}

@@ -36,7 +36,7 @@ func AgentBinary(t testing.TB) string {
 			return
 		}
 		agentPath = filepath.Join(dir, "execq-agent")
-		cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags=-s -w", "-o", agentPath, "./cmd/execq-agent")
+		cmd := exec.Command(GoTool(), "build", "-trimpath", "-ldflags=-s -w", "-o", agentPath, "./cmd/execq-agent")
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -49,7 +49,8 @@ func AgentBinary(t testing.TB) string {
 	return agentPath
 }
 
-func goTool() string {
+// GoTool is the go command: the one on PATH, else GOROOT's.
+func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
