@@ -1,7 +1,7 @@
 #!/bin/sh
 # The README's first steps, checked: a worker against a real redis-server,
 # then `execq up` with its embedded Redis; each must run
-# `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3.
+# `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3, and say when output is cut.
 set -eu
 bin="${1:-bin/execq}"
 tmp="$(mktemp -d)"
@@ -27,6 +27,23 @@ check_run() {
 	fi
 }
 
+# A cut output is said so on stderr, and the exit code is the command's.
+check_truncation() {
+	url="$1"
+	err="$("$bin" run --redis "$url" --max-output 1k -- sh -c 'head -c 5000 /dev/zero | tr "\0" x' 2>&1 >/dev/null)" && code=0 || code=$?
+	case "$err" in
+	*"execq: stdout truncated: printed 1KiB of 4.883KiB; --max-output raises the cap"*) ;;
+	*)
+		echo "smoke: a truncated run said '$err' on stderr" >&2
+		exit 1
+		;;
+	esac
+	if [ "$code" != 0 ]; then
+		echo "smoke: a truncated run exited $code; want the command's 0" >&2
+		exit 1
+	fi
+}
+
 wait_ready() {
 	url="$1"
 	i=0
@@ -48,6 +65,7 @@ pids="$pids $!"
 pids="$pids $!"
 wait_ready "redis://127.0.0.1:$port/0"
 check_run "redis://127.0.0.1:$port/0"
+check_truncation "redis://127.0.0.1:$port/0"
 echo "smoke: execq worker + redis-server: ok"
 
 port="$(free_port)"

@@ -201,21 +201,3 @@ func (s Status) Final() bool {
 	}
 	return false
 }
-
-// CLIExitCode is the exit code a CLI that ran the execution exits with, following docker run: the command's own code when it exited,
-// 124 on a timeout, 130 when canceled, 137 when the memory limit killed it,
-// and 125 when execq could not run it.
-func (r *Result) CLIExitCode() int {
-	switch r.Status {
-	case StatusSucceeded, StatusFailed:
-		return r.ExitCode
-	case StatusTimedOut:
-		return 124
-	case StatusCanceled:
-		return 130
-	case StatusOOMKilled:
-		return 137
-	default:
-		return 125
-	}
-}

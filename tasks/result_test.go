@@ -182,32 +182,6 @@ func TestResultDecodeErrors(t *testing.T) {
 	}
 }
 
-func TestCLIExitCode(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		status tasks.Status
-		exit   int
-		want   int
-	}{
-		{tasks.StatusSucceeded, 0, 0},
-		{tasks.StatusFailed, 3, 3},
-		{tasks.StatusFailed, 255, 255},
-		{tasks.StatusTimedOut, -1, 124},
-		{tasks.StatusCanceled, -1, 130},
-		{tasks.StatusOOMKilled, 137, 137},
-		{tasks.StatusOOMKilled, 1, 137},
-		{tasks.StatusRejected, -1, 125},
-		{tasks.StatusError, -1, 125},
-		{tasks.Status("unknown"), 0, 125},
-	}
-	for _, c := range cases {
-		r := tasks.Result{Status: c.status, ExitCode: c.exit}
-		if got := r.CLIExitCode(); got != c.want {
-			t.Errorf("%s with exit code %d: CLIExitCode() = %d, want %d", c.status, c.exit, got, c.want)
-		}
-	}
-}
-
 func TestStatusFinal(t *testing.T) {
 	t.Parallel()
 	for _, s := range []tasks.Status{tasks.StatusSucceeded, tasks.StatusFailed, tasks.StatusTimedOut,

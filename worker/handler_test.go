@@ -286,9 +286,6 @@ func TestUnitExitCodes(t *testing.T) {
 		if res.Status != c.status || res.ExitCode != c.code || res.Stderr != c.stderr || res.Success != (c.status == tasks.StatusSucceeded) {
 			t.Errorf("%q: status %s exit %d stderr %q; want %s %d %q", c.cmd, res.Status, res.ExitCode, res.Stderr, c.status, c.code, c.stderr)
 		}
-		if res.CLIExitCode() != c.code {
-			t.Errorf("%q: CLI exit code %d, want %d", c.cmd, res.CLIExitCode(), c.code)
-		}
 		checkStream(t, b.streamOf(t, res.ExecutionID), res)
 	}
 }
@@ -332,9 +329,6 @@ func TestUnitTimeout(t *testing.T) {
 	if res.Status != tasks.StatusTimedOut || res.ExitCode != -1 || res.Success || !strings.Contains(res.Error, "50ms timeout") {
 		t.Errorf("status %s exit %d error %q; want timed_out, -1", res.Status, res.ExitCode, res.Error)
 	}
-	if res.CLIExitCode() != 124 {
-		t.Errorf("CLI exit code %d, want 124", res.CLIExitCode())
-	}
 	checkStream(t, b.streamOf(t, res.ExecutionID), res)
 	started, err := b.streamOf(t, res.ExecutionID)[0].Started()
 	if err != nil {
@@ -361,7 +355,7 @@ func TestUnitCancelRunning(t *testing.T) {
 		t.Fatalf("cancel: %v", err)
 	}
 	res := b.wait(t, id)
-	if res.Status != tasks.StatusCanceled || res.ExitCode != -1 || res.CLIExitCode() != 130 {
+	if res.Status != tasks.StatusCanceled || res.ExitCode != -1 {
 		t.Errorf("status %s exit %d error %q; want canceled", res.Status, res.ExitCode, res.Error)
 	}
 	checkStream(t, b.streamOf(t, id), res)
@@ -428,7 +422,7 @@ func TestUnitOOMKilled(t *testing.T) {
 	t.Parallel()
 	b := setupUnit(t, unitOptions{poolSize: 1})
 	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"oom"}, MemoryBytes: 32 << 20})
-	if res.Status != tasks.StatusOOMKilled || res.Success || res.ExitCode != 137 || res.CLIExitCode() != 137 {
+	if res.Status != tasks.StatusOOMKilled || res.Success || res.ExitCode != 137 {
 		t.Errorf("status %s exit %d; want oom_killed 137", res.Status, res.ExitCode)
 	}
 	if !strings.Contains(res.Error, "33554432-byte memory limit") {
@@ -444,7 +438,7 @@ func TestUnitCrashIsRetriedThenError(t *testing.T) {
 	t.Parallel()
 	b := setupUnit(t, unitOptions{workerMaxRetry: 1})
 	res := b.exec(t, tasks.ExecRequest{Cmd: []string{"crash"}})
-	if res.Status != tasks.StatusError || res.ExitCode != -1 || res.Attempt != 2 || res.CLIExitCode() != 125 {
+	if res.Status != tasks.StatusError || res.ExitCode != -1 || res.Attempt != 2 {
 		t.Errorf("status %s exit %d attempt %d; want error, -1, 2", res.Status, res.ExitCode, res.Attempt)
 	}
 	if !strings.Contains(res.Error, fake.ErrCrashed.Error()) {
@@ -610,7 +604,7 @@ func TestUnitRejectedRequests(t *testing.T) {
 		id := fmt.Sprintf("rejected-%d", i)
 		b.enqueueUnchecked(t, id, c.payload(id))
 		res := b.wait(t, id)
-		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 || res.ExitCode != -1 || res.CLIExitCode() != 125 {
+		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 || res.ExitCode != -1 {
 			t.Errorf("%s: status %s attempt %d exit %d error %q; want rejected with %q", c.name, res.Status, res.Attempt, res.ExitCode, res.Error, c.want)
 		}
 		events := b.streamOf(t, id)

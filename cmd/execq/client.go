@@ -85,14 +85,16 @@ result yet; with --wait it waits up to that long for one.`,
 				defer cancel()
 				res, err = client.Wait(wctx, args[0])
 				if errors.Is(err, context.DeadlineExceeded) {
-					return exitWith(1, "%s has no result after %s", args[0], wait)
+					return exitWith(exitNotYet, "%s has no result after %s", args[0], wait)
 				}
 			} else {
 				res, err = client.Result(ctx, args[0])
 			}
 			switch {
 			case errors.Is(err, producer.ErrNoResult):
-				return exitWith(1, "%v", err)
+				return exitWith(exitNotYet, "%v", err)
+			case errors.Is(err, producer.ErrNotFound):
+				return exitWith(exitNotFound, "%v", err)
 			case err != nil:
 				return exitWith(exitExecqFailed, "%v", err)
 			}
@@ -119,7 +121,9 @@ func newCancelCommand() *cobra.Command {
 			err = client.Cancel(cmd.Context(), args[0])
 			switch {
 			case errors.Is(err, producer.ErrFinished):
-				return exitWith(1, "%v", err)
+				return exitWith(exitNotYet, "%v", err)
+			case errors.Is(err, producer.ErrNotFound):
+				return exitWith(exitNotFound, "%v", err)
 			case err != nil:
 				return exitWith(exitExecqFailed, "%v", err)
 			}

@@ -11,13 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of execq itself, as docker run has them.
-const (
-	exitExecqFailed = 125
-	exitTimedOut    = 124
-	exitCanceled    = 130
-)
-
 // exitError ends the process with a code, after the message (if any) is
 // printed.
 type exitError struct {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/execq/execq/producer"
@@ -136,6 +137,9 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			if errors.Is(err, context.Canceled) {
 				return exitWith(exitCanceled, "left %s running after a second interrupt", id)
 			}
+			if errors.Is(err, producer.ErrNotFound) {
+				return exitWith(exitNotFound, "%v", err)
+			}
 			return exitWith(exitExecqFailed, "%v", err)
 		}
 		switch ev.Type {
@@ -162,10 +166,14 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			}
 		}
 	}
-	if opts.printJSON || len(opts.collect) > 0 {
+	truncated := opts.printOutput && (exit.StdoutTruncated || exit.StderrTruncated)
+	if opts.printJSON || len(opts.collect) > 0 || truncated {
 		res, err := client.Result(ctx, id)
 		if err != nil {
 			return exitWith(exitExecqFailed, "%v", err)
+		}
+		if truncated {
+			sayTruncated(res)
 		}
 		if opts.printJSON {
 			if err := printJSON(os.Stdout, res); err != nil {
@@ -178,8 +186,7 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			}
 		}
 	}
-	res := tasks.Result{Status: exit.Status, ExitCode: exit.ExitCode}
-	code := res.CLIExitCode()
+	code := exitCodeOf(exit.Status, exit.ExitCode)
 	if exit.Status == tasks.StatusSucceeded || exit.Status == tasks.StatusFailed || opts.printJSON {
 		return exitCodeOnly(code)
 	}
@@ -188,6 +195,24 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 		msg += ": " + exit.Error
 	}
 	return exitWith(code, "%s", msg)
+}
+
+// sayTruncated tells on stderr which streams the output cap cut, and by
+// how much: what was printed is not all the command wrote.
+func sayTruncated(res *tasks.Result) {
+	for _, st := range []struct {
+		name      string
+		cut       bool
+		kept, all int64
+	}{
+		{"stdout", res.StdoutTruncated, int64(len(res.Stdout)), res.StdoutBytes},
+		{"stderr", res.StderrTruncated, int64(len(res.Stderr)), res.StderrBytes},
+	} {
+		if st.cut {
+			fmt.Fprintf(os.Stderr, "execq: %s truncated: printed %s of %s; --max-output raises the cap\n",
+				st.name, units.BytesSize(float64(st.kept)), units.BytesSize(float64(st.all)))
+		}
+	}
 }
 
 func exitCodeOnly(code int) error {

@@ -172,7 +172,7 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 	if err != nil {
 		return e, err
 	}
-	var waits []time.Duration
+	var waits, pickUps, runs, commands, afters []time.Duration
 	var lastID string
 	for range cfg.Samples {
 		t := time.Now()
@@ -180,12 +180,18 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 		if err != nil {
 			return e, err
 		}
+		done := time.Now()
 		if res.Status != tasks.StatusSucceeded {
 			return e, fmt.Errorf("true ended %s: %s", res.Status, res.Error)
 		}
-		waits = append(waits, time.Since(t))
+		waits = append(waits, done.Sub(t))
+		pickUps = append(pickUps, res.StartedAt.Sub(t))
+		runs = append(runs, res.FinishedAt.Sub(res.StartedAt))
+		commands = append(commands, time.Duration(res.DurationMs)*time.Millisecond)
+		afters = append(afters, done.Sub(res.FinishedAt))
 		lastID = res.ExecutionID
 	}
+	e.Phases = Phases{PickUp: summarize(pickUps), Running: summarize(runs), Command: summarize(commands), After: summarize(afters)}
 	if costs {
 		// Let the worker's completed-task bookkeeping settle first.
 		time.Sleep(200 * time.Millisecond)

@@ -67,11 +67,29 @@ type SandboxCost struct {
 
 // EndToEnd is execq from an agent's side on an idle worker.
 type EndToEnd struct {
-	SubmitWait     Latency `json:"submitWait"`
+	SubmitWait Latency `json:"submitWait"`
+	// Phases split Submit→Wait by the result's timestamps (one machine,
+	// one clock).
+	Phases Phases `json:"phases"`
+
 	FirstByte      Latency `json:"submitToFirstByte"`
 	SubmitWaitX    float64 `json:"submitWaitP50RatioToBaseline"`
 	FirstByteX     float64 `json:"firstByteP50RatioToBaseline"`
 	WorkerPoolSize int     `json:"workerPoolSize"`
+}
+
+// Phases are where Submit→Wait of `true` goes.
+type Phases struct {
+	// PickUp is Submit to the attempt's start: asynq's poll and claim, the
+	// worker's checks, a container from the pool, the attempt counted.
+	PickUp Latency `json:"pickUp"`
+	// Running is the attempt's start to its result: the started event, the
+	// limits, the command (Command of it), the accounting.
+	Running Latency `json:"running"`
+	Command Latency `json:"command"`
+	// After is the result to Wait's return: the result's write, the exit
+	// event reaching the follower, its read of the result.
+	After Latency `json:"after"`
 }
 
 // CLI is `execq run -- true`, a process started from a shell, against
@@ -145,6 +163,14 @@ func (r *Report) Markdown(w io.Writer) {
 			rt.Runtime, e.SubmitWait.N, e.SubmitWait.P50, e.SubmitWait.P90, e.SubmitWait.P99, e.SubmitWaitX)
 		p("| %s: Submit→first stdout byte of `echo hi` | %d | %.1f ms | %.1f ms | %.1f ms | %.2f |\n",
 			rt.Runtime, e.FirstByte.N, e.FirstByte.P50, e.FirstByte.P90, e.FirstByte.P99, e.FirstByteX)
+	}
+	p("\n| where Submit→Wait of `true` goes (from the results' timestamps) | p50 | p90 |\n|---|---|---|\n")
+	for _, rt := range r.Runtimes {
+		ph := rt.EndToEnd.Phases
+		p("| %s: Submit → attempt start (asynq's poll and claim, checks, a container, the attempt counted) | %.1f ms | %.1f ms |\n", rt.Runtime, ph.PickUp.P50, ph.PickUp.P90)
+		p("| %s: attempt start → result (started event, limits, the command, accounting) | %.1f ms | %.1f ms |\n", rt.Runtime, ph.Running.P50, ph.Running.P90)
+		p("| %s: of which the command, as the worker timed it | %.1f ms | %.1f ms |\n", rt.Runtime, ph.Command.P50, ph.Command.P90)
+		p("| %s: result → Wait returns (result written, exit event to the follower, result read) | %.1f ms | %.1f ms |\n", rt.Runtime, ph.After.P50, ph.After.P90)
 	}
 	p("\n| command, started from a shell | n | p50 | p90 | p99 | ratio to `docker exec` p50 |\n|---|---|---|---|---|---|\n")
 	p("| `docker exec C true` (the Docker CLI) | %d | %.1f ms | %.1f ms | %.1f ms | 1.00 |\n", b.DockerExecCLI.N, b.DockerExecCLI.P50, b.DockerExecCLI.P90, b.DockerExecCLI.P99)
