@@ -57,7 +57,7 @@ func Serve(in io.Reader, out io.Writer, cfg Config) error {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
 	s := &Server{cfg: cfg, in: proto.NewReader(bufio.NewReaderSize(in, 64<<10)), out: proto.NewWriter(out)}
-	s.traced = cfg.Trace && probeTracing(cfg.Launcher)
+	s.traced = cfg.Trace && probeTracing(cfg.Launcher, cfg.Sandbox)
 	s.reaper = newReaper()
 	defer s.reaper.close()
 	if err := s.handshake(); err != nil {
@@ -79,7 +79,11 @@ func Serve(in io.Reader, out io.Writer, cfg Config) error {
 
 func (s *Server) handshake() error {
 	sb := s.cfg.Sandbox
-	if err := s.sendJSON(proto.THello, proto.Hello{Version: proto.Version, Agent: s.cfg.Name, UID: sb.UID, GID: sb.GID}); err != nil {
+	spawn := proto.SpawnLauncher
+	if s.traced {
+		spawn = proto.SpawnTraced
+	}
+	if err := s.sendJSON(proto.THello, proto.Hello{Version: proto.Version, Agent: s.cfg.Name, UID: sb.UID, GID: sb.GID, Spawn: spawn}); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
 	f, err := s.in.Read()

@@ -25,8 +25,11 @@ import (
 // and lets it go. It saves the launcher's start, about 3 ms of a Go
 // runtime's, on every execution.
 
-// probeTracing reports whether the agent can trace a child of its own.
-func probeTracing(self string) bool {
+// probeTracing reports whether the agent can trace a child of its own
+// started as commands are: as the sandbox's user, in a session of its own.
+// (gVisor of 2022 lets a root child be traced, but refuses the exec of one
+// that changed its credentials.)
+func probeTracing(self string, sb Sandbox) bool {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -36,7 +39,11 @@ func probeTracing(self string) bool {
 	defer null.Close()
 	pid, err := syscall.ForkExec(self, []string{"execq-agent", "version"}, &syscall.ProcAttr{
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd()},
-		Sys:   &syscall.SysProcAttr{Ptrace: true},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
+			Ptrace:     true,
+		},
 	})
 	if err != nil {
 		return false

@@ -114,7 +114,20 @@ type Hello struct {
 	// with, so that the worker can check.
 	UID int `json:"uid,omitempty"`
 	GID int `json:"gid,omitempty"`
+	// Spawn says how the agent starts commands: SpawnTraced or
+	// SpawnLauncher; empty from the worker.
+	Spawn string `json:"spawn,omitempty"`
 }
+
+// How an agent starts commands.
+const (
+	// SpawnTraced: the child stops at its exec, traced, while the agent
+	// readies it (where the kernel allows it: runc).
+	SpawnTraced = "traced"
+	// SpawnLauncher: a launcher stage of the agent's binary readies it and
+	// execs the command (gVisor).
+	SpawnLauncher = "launcher"
+)
 
 // Exec starts a command as the sandbox's user, in a session of its own.
 type Exec struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execq/execq/internal/agent/proto"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/agentrt"
 	"github.com/execq/execq/internal/sandbox/docker"
@@ -23,6 +24,28 @@ func TestContract(t *testing.T) {
 	sandboxtest.Exercise(t, func(t *testing.T) sandbox.Runtime {
 		return testutil.NewRuntime(t, testutil.Docker(t), agentrt.Name, "test-agent-"+strings.ReplaceAll(t.Name(), "/", "-"), testutil.RuntimeOptions{})
 	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: os.Getenv("EXECQ_TEST_OCI_RUNTIME") != "runsc", GVisor: os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc"})
+}
+
+// Under runc the agent starts commands traced at their exec, with no
+// launcher; under gVisor, which refuses that, through its launcher. A
+// probe that took the wrong one would cost every execution a Go
+// runtime's start, or fail every one.
+func TestSpawnModeFitsTheKernel(t *testing.T) {
+	t.Parallel()
+	rt := testutil.NewRuntime(t, testutil.Docker(t), agentrt.Name, "test-agent-spawn", testutil.RuntimeOptions{})
+	ctx := testutil.Context(t, time.Minute)
+	sb, err := rt.Create(ctx, testutil.SandboxImage, sandbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Remove(context.Background(), sb.ID()) }()
+	want := proto.SpawnTraced
+	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+		want = proto.SpawnLauncher
+	}
+	if got := sb.(*agentrt.Sandbox).Spawn(); got != want {
+		t.Errorf("the agent spawns %q, want %q", got, want)
+	}
 }
 
 // fakeAgent builds testdata/fakeagent with one behavior.

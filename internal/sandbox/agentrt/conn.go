@@ -162,23 +162,24 @@ func (c *conn) done(ctx context.Context, wait time.Duration) (proto.Done, error)
 	return d, nil
 }
 
-// handshake reads the agent's Hello, checks it, and answers.
-func (c *conn) handshake(ctx context.Context, uid, gid int) error {
+// handshake reads the agent's Hello, checks it, and answers. It returns
+// the agent's Hello.
+func (c *conn) handshake(ctx context.Context, uid, gid int) (proto.Hello, error) {
 	var h proto.Hello
 	if err := c.expect(ctx, 0, proto.THello, &h); err != nil {
-		return fmt.Errorf("agent hello: %w", err)
+		return h, fmt.Errorf("agent hello: %w", err)
 	}
 	if h.Version != proto.Version {
 		err := fmt.Errorf("the agent speaks protocol version %d, this worker %d (%s)", h.Version, proto.Version, h.Agent)
 		c.close(err)
-		return err
+		return h, err
 	}
 	if h.UID != uid || h.GID != gid {
 		err := fmt.Errorf("the agent runs commands as %d:%d, not %d:%d", h.UID, h.GID, uid, gid)
 		c.close(err)
-		return err
+		return h, err
 	}
-	return c.sendJSON(proto.THello, proto.Hello{Version: proto.Version})
+	return h, c.sendJSON(proto.THello, proto.Hello{Version: proto.Version})
 }
 
 // demux reads the engine's multiplexed attach stream: 8-byte headers

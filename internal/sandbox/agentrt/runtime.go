@@ -130,14 +130,15 @@ func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limit
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 	defer cancel()
-	if err := cn.handshake(hctx, c.User(), c.Group()); err != nil {
+	hello, err := cn.handshake(hctx, c.User(), c.Group())
+	if err != nil {
 		cn.close(err)
 		if rmErr := r.engine.Remove(context.WithoutCancel(ctx), c.ID()); rmErr != nil {
 			r.cfg.Logger.Warn("remove a container whose agent failed its handshake", "container", docker.Short(c.ID()), "err", rmErr)
 		}
 		return nil, fmt.Errorf("container %s: %w", docker.Short(c.ID()), err)
 	}
-	return &Sandbox{Container: c, conn: cn, cfg: r.cfg}, nil
+	return &Sandbox{Container: c, conn: cn, cfg: r.cfg, spawn: hello.Spawn}, nil
 }
 
 // Remove removes a sandbox's container; its channel ends with it.

@@ -20,9 +20,14 @@ import (
 // Sandbox is one agent container.
 type Sandbox struct {
 	*docker.Container
-	conn *conn
-	cfg  Config
+	conn  *conn
+	cfg   Config
+	spawn string
 }
+
+// Spawn says how the sandbox's agent starts commands (proto.SpawnTraced or
+// proto.SpawnLauncher), as its Hello said.
+func (s *Sandbox) Spawn() string { return s.spawn }
 
 var _ sandbox.Sandbox = (*Sandbox)(nil)
 
