@@ -35,7 +35,7 @@ type bundle struct {
 }
 
 type setupOptions struct {
-	runtime         string // a name of testutil.RuntimeNames
+	runtime         string // a name of testutil.RuntimeNames()
 	poolSize        int
 	limits          tasks.Limits
 	shutdownTimeout time.Duration
@@ -655,7 +655,7 @@ func TestShutdownLetsShortExecutionsFinishAndRequeuesLongOnes(t *testing.T) {
 // forEachRuntime runs f for every runtime, in parallel subtests.
 func forEachRuntime(t *testing.T, f func(t *testing.T, runtime string)) {
 	t.Parallel()
-	for _, name := range testutil.RuntimeNames {
+	for _, name := range testutil.RuntimeNames() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f(t, name)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/agentrt"
@@ -46,7 +48,9 @@ type SandboxConfig struct {
 	// Defaults to /sys/fs/cgroup.
 	CgroupRoot string
 	// UIDBase and UIDCount are the range of uids sandboxes run commands
-	// as, one per container of the engine. Default to 1000 and 1000.
+	// as, one per container of the engine. Default to 1,000,000,000 and
+	// 1000. New refuses a range that holds a uid of an account in this
+	// host's /etc/passwd.
 	UIDBase, UIDCount int
 }
 
@@ -57,6 +61,9 @@ func init() {
 // newRuntime builds the Docker runtime cfg.Sandbox describes.
 func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, error) {
 	sc := cfg.Sandbox
+	if err := checkUIDRange("/etc/passwd", sc.UIDBase, sc.UIDCount); err != nil {
+		return nil, nil, err
+	}
 	agent, err := findAgent(sc.AgentBinary)
 	if err != nil {
 		return nil, nil, err
@@ -87,7 +94,12 @@ func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, er
 	case "", RuntimeAgent:
 		return agentrt.New(engine, cli, agentrt.Config{Logger: log}), cli.Close, nil
 	case RuntimeDockerExec:
-		return dockerexec.New(engine, cli, dockerexec.Config{Logger: log}), cli.Close, nil
+		rt, err := dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
+		if err != nil {
+			cli.Close()
+			return nil, nil, err
+		}
+		return rt, cli.Close, nil
 	}
 	cli.Close()
 	return nil, nil, fmt.Errorf("sandbox runtime %q is neither %q nor %q", sc.Runtime, RuntimeAgent, RuntimeDockerExec)
@@ -109,4 +121,36 @@ func findAgent(named string) (string, error) {
 		return p, nil
 	}
 	return "", errors.New("no execq-agent binary beside this executable or on PATH; build it (make build) or name it (worker --agent)")
+}
+
+// checkUIDRange refuses a sandbox uid range that holds the uid of an
+// account of passwd (this host's, where the worker runs on it): that
+// account's processes would share the sandboxes' per-user limits, and
+// could read and trace their processes. A missing passwd is no account.
+func checkUIDRange(passwd string, base, count int) error {
+	if base <= 0 {
+		base = docker.DefaultUIDBase
+	}
+	if count <= 0 {
+		count = docker.DefaultUIDCount
+	}
+	b, err := os.ReadFile(passwd)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the sandbox uid range against %s: %w", passwd, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Split(line, ":")
+		if len(fields) < 3 {
+			continue
+		}
+		uid, err := strconv.Atoi(fields[2])
+		if err == nil && uid >= base && uid < base+count {
+			return fmt.Errorf("the sandbox uid range %d-%d holds uid %d, the account %q of %s: its processes would share the sandboxes' per-user limits and could read them; choose another range (--uid-base, --uid-count)",
+				base, base+count-1, uid, fields[0], passwd)
+		}
+	}
+	return nil
 }

@@ -9,8 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -237,7 +241,7 @@ func writeCollected(id string, opts followOptions, files []tasks.CollectedFile) 
 	var returned []tasks.CollectedFile
 	for _, f := range files {
 		if f.Error != "" {
-			fmt.Fprintf(os.Stderr, "execq: %s: %s\n", f.Path, f.Error)
+			fmt.Fprintf(os.Stderr, "execq: %q: %s\n", f.Path, printable(f.Error))
 			continue
 		}
 		returned = append(returned, f)
@@ -257,10 +261,30 @@ func writeCollected(id string, opts followOptions, files []tasks.CollectedFile) 
 		return exitWith(exitExecqFailed, "%v", err)
 	}
 	for _, s := range skipped {
-		fmt.Fprintf(os.Stderr, "execq: %s not written: %s\n", filepath.Join(dir, s.Path), s.Reason)
+		fmt.Fprintf(os.Stderr, "execq: %q not written: %s\n", filepath.Join(dir, s.Path), printable(s.Reason))
 	}
 	if len(skipped) > 0 {
 		return exitWith(exitExecqFailed, "%d collected files not written into %s", len(skipped), dir)
 	}
 	return nil
+}
+
+// printable escapes what a terminal would act on (control characters,
+// escape sequences, invalid UTF-8) in text that came from a sandbox, such
+// as collected files' names, so that execq's own messages cannot be
+// forged or rewrite the terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -43,8 +43,8 @@ func (s Sandbox) wipeList() []string {
 }
 
 // Reset kills every process of the sandbox's user, empties every writable
-// place, removes every System V IPC object, then checks that all of it
-// holds. It fails, wrapping ErrDirty, when something survives or cannot be
+// place and removes the attributes a tenant may set on it (user.*, ACLs),
+// removes every System V IPC object, then checks that all of it holds. It fails, wrapping ErrDirty, when something survives or cannot be
 // checked, and when budget runs out.
 func (s Sandbox) Reset(budget time.Duration) (proto.ResetReport, error) {
 	start := time.Now()
@@ -72,6 +72,13 @@ func (s Sandbox) Reset(budget time.Duration) (proto.ResetReport, error) {
 	}
 	if err := s.restoreWorkspace(); err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrDirty, err)
+	}
+	for _, dir := range s.wipeList() {
+		n, err := clearAttributes(dir)
+		rep.Removed += n
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return rep, fmt.Errorf("%w: %v", ErrDirty, err)
+		}
 	}
 	if err := s.verify(); err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrDirty, err)
@@ -196,7 +203,8 @@ func (s Sandbox) restoreWorkspace() error {
 }
 
 // verify checks what Reset promises: no process, nothing in the writable
-// places, no System V IPC object, the workspace the user's with mode 0755.
+// places and no attribute a tenant may set on them, no System V IPC
+// object, the workspace the user's with mode 0755.
 func (s Sandbox) verify() error {
 	var problems []string
 	if left, err := s.leftovers(); err != nil || len(left) > 0 {
@@ -209,6 +217,9 @@ func (s Sandbox) verify() error {
 		empty, err := isEmpty(dir)
 		if err != nil || !empty {
 			problems = append(problems, fmt.Sprintf("%s not empty (%v)", dir, err))
+		}
+		if names, err := tenantAttributes(dir); err != nil || len(names) > 0 {
+			problems = append(problems, fmt.Sprintf("%s keeps attributes %v (%v)", dir, names, err))
 		}
 	}
 	if left, err := ipcLeft(); err != nil || left != "" {

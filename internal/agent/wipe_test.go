@@ -121,3 +121,29 @@ func TestEmptyDirStopsAtItsDeadline(t *testing.T) {
 		t.Errorf("emptyDir past its deadline: %v, want errBudget", err)
 	}
 }
+
+func TestClearAttributesRemovesWhatATenantMaySet(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := unix.Setxattr(dir, "user.note", []byte("left by the last tenant"), 0); err != nil {
+		t.Skipf("%s takes no user.* attributes (%v)", dir, err)
+	}
+	// A default ACL granting nothing: u::--- g::--- o::---.
+	acl := []byte{2, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+	must(t, unix.Setxattr(dir, "system.posix_acl_default", acl, 0))
+	names, err := tenantAttributes(dir)
+	if err != nil || len(names) != 2 {
+		t.Fatalf("tenantAttributes = %v, %v; want user.note and the default ACL", names, err)
+	}
+	n, err := clearAttributes(dir)
+	if err != nil || n != 2 {
+		t.Fatalf("clearAttributes = %d, %v", n, err)
+	}
+	if names, err := tenantAttributes(dir); err != nil || len(names) != 0 {
+		t.Errorf("left: %v, %v", names, err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "new"), []byte("x"), 0o644))
+	if st, err := os.Stat(filepath.Join(dir, "new")); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("a new file has mode %v (%v), want 0644", st.Mode(), err)
+	}
+}

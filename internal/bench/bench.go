@@ -225,7 +225,7 @@ func newRuntime(cli *client.Client, cfg Config, name, owner string) (sandbox.Run
 	case agentrt.Name:
 		return agentrt.New(engine, cli, agentrt.Config{Logger: log}), nil
 	case dockerexec.Name:
-		return dockerexec.New(engine, cli, dockerexec.Config{Logger: log}), nil
+		return dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
 	}
 	return nil, errors.New("no runtime " + name)
 }

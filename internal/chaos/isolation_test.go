@@ -166,6 +166,41 @@ func TestNothingReachesTheNextTenant(t *testing.T) {
 			},
 		},
 		{
+			// A leftover of the sandbox's uid stops every execq-agent helper
+			// it sees (docker-exec runs the reset as that uid) and ptraces it
+			// into reporting a clean reset, to live on into the next tenant.
+			name:  "leftover_ptraces_the_reset",
+			leave: tasks.ExecRequest{Files: []tasks.File{attack}, Cmd: sh(`./attack tracehelper /.execq/execq-agent && cp attack /tmp/.hijacker && /tmp/.hijacker detach hijack 20 && sleep 0.2`)},
+			probe: tasks.ExecRequest{Cmd: sh(`sleep 0.3; for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done`)},
+			check: func(t *testing.T, c *caseRecord, leave, probe *tasks.Result) {
+				c.figure(t, "%s", strings.TrimSpace(leave.Stdout))
+				// Under gVisor the binary is readable (gVisor executes only
+				// what its user can read): only the agent runtime, which
+				// starts no helper as the user, runs there.
+				if !gvisor() && !strings.Contains(leave.Stdout, "ptrace of the helper: operation not permitted") {
+					t.Errorf("the user could trace the agent's binary: stdout %q stderr %q", leave.Stdout, leave.Stderr)
+				}
+				if strings.Contains(probe.Stdout, "hijack") {
+					t.Errorf("the last tenant's hijacker runs beside the next tenant: %q", probe.Stdout)
+				}
+			},
+		},
+		{
+			// Extended attributes and a default ACL on /workspace itself, which
+			// the sandbox's user owns: a channel to the next tenant, and every
+			// file it creates would be mode 0000.
+			name:  "attributes_of_the_workspace",
+			leave: tasks.ExecRequest{Files: []tasks.File{attack}, Cmd: sh(`./attack setxattr /workspace user.note execq-chaos-leak-secret; ./attack denyacl /workspace; ./attack lsxattr /workspace >&2; rm attack`)},
+			probe: tasks.ExecRequest{Files: []tasks.File{attack}, Cmd: sh(`echo fresh > new && cat new && mkdir d && cd d && cd .. && ./attack lsxattr /workspace`)},
+			check: func(t *testing.T, c *caseRecord, leave, probe *tasks.Result) {
+				// gVisor keeps user.* attributes but has no ACLs.
+				c.figure(t, "the last tenant set: %s", strings.TrimSpace(leave.Stderr))
+				if probe.Status != tasks.StatusSucceeded || probe.Stdout != "fresh\n" {
+					t.Errorf("the next tenant's workspace carries the last one's attributes: status %s stdout %q stderr %q", probe.Status, probe.Stdout, probe.Stderr)
+				}
+			},
+		},
+		{
 			name:  "leftover_process_rewriting_files",
 			leave: tasks.ExecRequest{Cmd: sh(`(trap '' TERM HUP; while :; do echo secret >/workspace/late; echo secret >/tmp/late; done) >/dev/null 2>&1 & echo left`)},
 			probe: tasks.ExecRequest{Cmd: sh(`sleep 0.5; ls -A /workspace /tmp`)},
@@ -453,6 +488,29 @@ func TestCollectedFilesOnTheHost(t *testing.T) {
 		}
 		c.figure(t, "exit %d", r.code)
 	})
+	t.Run("names_that_attack_the_terminal_or_json", func(t *testing.T) {
+		c := track(t, "host", false)
+		dir := t.TempDir()
+		// A name with an escape sequence that retitles the terminal and a
+		// line that forges execq's own; two names that are not UTF-8 and
+		// would both come back as the same text.
+		names := `touch "$(printf 'x\033]0;owned\007\nexecq: all files written')"; touch "$(printf 'bad\377')" "$(printf 'bad\376')"; ln -s /etc/passwd "$(printf 'link\033[2J')"`
+		r := run(t, dir, "--output-dir", dir, "--collect", "*", "--", "sh", "-c", names)
+		c.figure(t, "exit %d, stderr %q", r.code, r.stderr)
+		if strings.ContainsAny(r.stderr, "\x1b\a") || strings.Contains(r.stderr, "\nexecq: all files written") {
+			t.Errorf("a collected file's name reached the terminal raw: %q", r.stderr)
+		}
+		if !strings.Contains(r.stderr, "not valid UTF-8") {
+			t.Errorf("names that are not UTF-8 not reported: %q", r.stderr)
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, en := range entries {
+			if strings.HasPrefix(en.Name(), "bad") {
+				t.Errorf("a file whose name is not UTF-8 was written as %q", en.Name())
+			}
+		}
+	})
+
 }
 
 // TestImagesAreTheOperatorsChoice checks the worker's image allow-list and
@@ -661,6 +719,16 @@ func TestEachSandboxHasItsOwnUser(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(otherOut[2]); n != 1 {
 		t.Errorf("the other sandbox got %d inotify instances, want 1: the limit is shared", n)
+	}
+	// Nor are they shared with, or open to, an account of the host.
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 && (f[2] == hogUID[0] || f[2] == otherOut[0]) {
+			t.Errorf("a sandbox runs as uid %s, the host's account %s", f[2], f[0])
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/sandbox/docker"
 	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
@@ -104,7 +105,7 @@ func isRedisNil(err error) bool { return errors.Is(err, redis.Nil) }
 // sandboxUID reports whether s is a uid of the range sandboxes run as.
 func sandboxUID(s string) bool {
 	n, err := strconv.Atoi(s)
-	return err == nil && n >= 1000 && n < 2000
+	return err == nil && n >= docker.DefaultUIDBase && n < docker.DefaultUIDBase+docker.DefaultUIDCount
 }
 
 // gvisor reports whether the run's sandboxes run under gVisor, whose

@@ -57,8 +57,15 @@ func GoTool() string {
 	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
-// RuntimeNames are the runtimes every integration test runs against.
-var RuntimeNames = []string{agentrt.Name, dockerexec.Name}
+// RuntimeNames are the runtimes every integration test runs against: both,
+// but only the agent runtime under gVisor (EXECQ_TEST_OCI_RUNTIME=runsc),
+// where the docker-exec runtime is refused (dockerexec.ErrUnderGVisor).
+func RuntimeNames() []string {
+	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+		return []string{agentrt.Name}
+	}
+	return []string{agentrt.Name, dockerexec.Name}
+}
 
 // RuntimeOptions configure NewRuntime.
 type RuntimeOptions struct {
@@ -95,7 +102,11 @@ func NewRuntime(t testing.TB, c *client.Client, name, owner string, opts Runtime
 	case agentrt.Name:
 		return agentrt.New(engine, c, agentrt.Config{Logger: log})
 	case dockerexec.Name:
-		return dockerexec.New(engine, c, dockerexec.Config{Logger: log})
+		rt, err := dockerexec.New(engine, c, dockerexec.Config{Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
 	}
 	t.Fatalf("no runtime %q", name)
 	return nil

@@ -29,17 +29,35 @@ const (
 	labelAgentDigest  = "execq.agent.sha256"
 )
 
+// The agent binary's mode. Under runc, the sandbox's user may execute it
+// but not read it: the kernel makes a process of a binary its user cannot
+// read non-dumpable from its exec on, so a process of that user can neither
+// ptrace it nor open its memory or descriptors. The docker-exec runtime's
+// helpers run as the user whose leftovers they kill; this is what keeps a
+// leftover from rewriting one into reporting a clean reset. (It can still
+// stop one with a signal, which times the reset out and replaces the
+// container.) gVisor executes only what its user can read, and the agent's
+// launcher runs as the user there: its volume holds a readable binary, and
+// only the agent runtime, whose helpers never run as the user, is allowed
+// on it.
+const (
+	agentModeExecOnly = 0o711
+	agentModeReadable = 0o755
+)
+
 // agentVolume fills and names the volume of one agent binary.
 type agentVolume struct {
 	client Client
 	name   string
+	digest string
 	binary []byte
+	mode   os.FileMode
 
 	mu    sync.Mutex
 	ready bool
 }
 
-func newAgentVolume(c Client, path string) (*agentVolume, error) {
+func newAgentVolume(c Client, path string, readable bool) (*agentVolume, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read the agent binary: %w", err)
@@ -48,7 +66,12 @@ func newAgentVolume(c Client, path string) (*agentVolume, error) {
 		return nil, fmt.Errorf("the agent binary %s is not an ELF executable", path)
 	}
 	sum := sha256.Sum256(b)
-	return &agentVolume{client: c, name: agentVolumePrefix + hex.EncodeToString(sum[:8]), binary: b}, nil
+	digest := hex.EncodeToString(sum[:8])
+	v := &agentVolume{client: c, name: agentVolumePrefix + digest, digest: digest, binary: b, mode: agentModeExecOnly}
+	if readable {
+		v.name, v.mode = v.name+"-readable", agentModeReadable
+	}
+	return v, nil
 }
 
 // ensure returns the volume's name once it holds the binary. imageID is an
@@ -64,7 +87,7 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 	defer cancel()
 	if _, err := v.client.VolumeCreate(ctx, volume.CreateOptions{
 		Name:   v.name,
-		Labels: map[string]string{LabelManaged: "true", labelAgentDigest: strings.TrimPrefix(v.name, agentVolumePrefix)},
+		Labels: map[string]string{LabelManaged: "true", labelAgentDigest: v.digest},
 	}); err != nil {
 		return "", fmt.Errorf("create the agent volume: %w", err)
 	}
@@ -78,7 +101,7 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 		return "", fmt.Errorf("create a container to fill the agent volume: %w", err)
 	}
 	defer func() { _ = e.Remove(context.WithoutCancel(ctx), created.ID) }()
-	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err == nil && st.Size == int64(len(v.binary)) {
+	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err == nil && st.Size == int64(len(v.binary)) && st.Mode.Perm() == v.mode {
 		v.ready = true
 		return v.name, nil
 	} else if err != nil && !errdefs.IsNotFound(err) {
@@ -86,13 +109,13 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 	}
 	var archive bytes.Buffer
 	tw := tar.NewWriter(&archive)
-	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "execq-agent", Mode: 0o755, Size: int64(len(v.binary))})
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "execq-agent", Mode: int64(v.mode), Size: int64(len(v.binary))})
 	_, _ = tw.Write(v.binary)
 	_ = tw.Close()
 	copyErr := v.client.CopyToContainer(ctx, created.ID, "/agent", &archive, container.CopyToContainerOptions{})
 	// Another worker may have filled it meanwhile, and a container be
 	// running the binary (the copy then fails as the file is busy).
-	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err != nil || st.Size != int64(len(v.binary)) {
+	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err != nil || st.Size != int64(len(v.binary)) || st.Mode.Perm() != v.mode {
 		return "", fmt.Errorf("fill the agent volume: %v (stat: %v)", copyErr, err)
 	}
 	v.ready = true

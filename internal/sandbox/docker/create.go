@@ -313,3 +313,9 @@ func (e *Engine) limitsOf(l sandbox.Limits) sandbox.Limits {
 // FixedLimits reports whether containers keep the limits they are created
 // with: then SetLimits returns sandbox.ErrFixedLimits for others.
 func (e *Engine) FixedLimits() bool { return e.cfg.OCIRuntime == gvisorRuntime }
+
+// UserReadsAgent reports whether the sandboxes' user may read the agent's
+// binary, which gVisor needs to execute it as that user (see
+// agentModeReadable). Where it may not, a process of the agent's binary
+// started as the user is out of reach of the user's ptrace.
+func (e *Engine) UserReadsAgent() bool { return e.agent.mode == agentModeReadable }

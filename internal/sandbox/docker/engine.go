@@ -78,7 +78,11 @@ func NewClient() (*client.Client, error) {
 
 // Defaults of Config.
 const (
-	DefaultUIDBase         = 1000
+	// DefaultUIDBase is far from the uids of host accounts (1000 up),
+	// system accounts (below 1000, 65534) and the subordinate ranges
+	// useradd hands out (100000 up, 65536 each): a host process of a
+	// sandbox's uid could read it and share its per-user limits.
+	DefaultUIDBase         = 1_000_000_000
 	DefaultUIDCount        = 1000
 	DefaultWorkspaceBytes  = 256 << 20
 	DefaultTmpBytes        = 64 << 20
@@ -98,7 +102,8 @@ type Config struct {
 	// commands as: each container of the engine gets one no other execq
 	// container has, so that the kernel's per-user limits (processes,
 	// inotify instances, message queue bytes, pending signals) are never
-	// shared between sandboxes. Default to 1000 and 1000.
+	// shared between sandboxes, and none of a host account (see
+	// DefaultUIDBase). Default to 1,000,000,000 and 1000.
 	UIDBase, UIDCount int
 	// Limits are the containers' limits until an execution sets its own.
 	// Default to 256 MiB, 1 CPU and 256 processes.
@@ -191,7 +196,7 @@ func NewEngine(c Client, cfg Config) (*Engine, error) {
 		return nil, errors.New("docker engine: the path of the execq-agent binary is required")
 	}
 	cfg = cfg.withDefaults()
-	agent, err := newAgentVolume(c, cfg.AgentBinary)
+	agent, err := newAgentVolume(c, cfg.AgentBinary, cfg.OCIRuntime == gvisorRuntime)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ package dockerexec
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -73,9 +74,19 @@ type Runtime struct {
 
 var _ sandbox.Runtime = (*Runtime)(nil)
 
-// New returns a Runtime on engine; c runs the execs.
-func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
-	return &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}
+// ErrUnderGVisor is returned by New for an engine whose sandboxes run
+// under gVisor.
+var ErrUnderGVisor = errors.New("the docker-exec runtime cannot run under gVisor: gVisor executes only binaries their user can read, so the helpers that clean a sandbox, which run as its user, would be open to that user's ptrace; use the agent runtime")
+
+// New returns a Runtime on engine; c runs the execs. It refuses an engine
+// whose sandboxes' user may read the agent's binary (gVisor): its helpers
+// run as that user, and only an unreadable binary keeps them from the
+// user's ptrace.
+func New(engine *docker.Engine, c Client, cfg Config) (*Runtime, error) {
+	if engine.UserReadsAgent() {
+		return nil, ErrUnderGVisor
+	}
+	return &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}, nil
 }
 
 // Create starts a sandbox of image.

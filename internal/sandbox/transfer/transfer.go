@@ -12,7 +12,9 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/execq/execq/tasks"
 )
@@ -110,6 +112,14 @@ func ReadCollected(r io.Reader, globs []string, maxBytes int64, maxEntries int) 
 		}
 		f := tasks.CollectedFile{Path: name, Size: h.Size, Mode: tasks.FileMode(h.Mode & 0o777)}
 		switch {
+		case h.Typeflag == tar.TypeDir:
+			continue
+		case !utf8.ValidString(name):
+			// A result carries names as JSON text, which would change this
+			// one: it would be written under another name, or over another
+			// file's.
+			f.Path = strings.ToValidUTF8(name, "\uFFFD")
+			f.Size, f.Error = 0, fmt.Sprintf("not returned: its name is not valid UTF-8 (%q)", name)
 		case h.PAXRecords[PAXError] != "":
 			f.Size, f.Error = 0, h.PAXRecords[PAXError]
 		case h.Typeflag == tar.TypeReg:
@@ -126,8 +136,6 @@ func ReadCollected(r io.Reader, globs []string, maxBytes int64, maxEntries int) 
 			f.Size, f.Error = 0, fmt.Sprintf("not returned: symbolic link to %q", h.Linkname)
 		case h.Typeflag == tar.TypeLink:
 			f.Size, f.Error = 0, fmt.Sprintf("not returned: hard link to %q", h.Linkname)
-		case h.Typeflag == tar.TypeDir:
-			continue
 		default:
 			f.Size, f.Error = 0, "not returned: not a regular file"
 		}

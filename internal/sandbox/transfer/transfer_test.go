@@ -96,15 +96,17 @@ func TestReadCollectedReturnsNoContentForWhatIsNotAFile(t *testing.T) {
 		header{Name: "out/hard", Typeflag: tar.TypeLink, Linkname: "out/link"},
 		header{Name: "out/fifo", Typeflag: tar.TypeFifo},
 		header{Name: "out/marked", Typeflag: tar.TypeReg, PAXRecords: map[string]string{transfer.PAXError: "not returned: too big"}},
+		header{Name: "out/bad\xff", Typeflag: tar.TypeReg, Size: 3},
 	), []string{"out/**"}, 1000, 10)
 	if err != nil {
 		t.Fatalf("ReadCollected: %v", err)
 	}
 	want := map[string]string{
-		"out/link":   `not returned: symbolic link to "/etc/shadow"`,
-		"out/hard":   `not returned: hard link to "out/link"`,
-		"out/fifo":   "not returned: not a regular file",
-		"out/marked": "not returned: too big",
+		"out/link":      `not returned: symbolic link to "/etc/shadow"`,
+		"out/hard":      `not returned: hard link to "out/link"`,
+		"out/fifo":      "not returned: not a regular file",
+		"out/marked":    "not returned: too big",
+		"out/bad\uFFFD": `not returned: its name is not valid UTF-8 ("out/bad\xff")`,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d entries, want %d", len(got), len(want))

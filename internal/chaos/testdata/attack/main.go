@@ -7,6 +7,12 @@
 //	attack deep N DIR           makes a chain of N nested directories under DIR, deeper than PATH_MAX
 //	attack files N DIR          creates N empty files in DIR
 //	attack lsipc                prints the System V IPC objects it can see, one per line
+//	attack detach CMD ARG...    runs attack CMD ARG... in a session of its own, left behind
+//	attack hijack SECONDS       for SECONDS, ptraces every execq-agent helper it sees into reporting a clean reset
+//	attack tracehelper AGENT    starts AGENT idle as this user and tries to ptrace it
+//	attack setxattr PATH N V    sets the extended attribute N of PATH to V
+//	attack lsxattr PATH         prints PATH's extended attributes, one per line
+//	attack denyacl DIR          gives DIR a default ACL that grants nothing
 package main
 
 import (
@@ -20,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: attack ipc|inotify N|deep N DIR|files N DIR|lsipc")
+		fail("usage: attack ipc|inotify N|deep N DIR|files N DIR|lsipc|detach CMD...|hijack SECONDS|tracehelper AGENT|setxattr PATH N V|lsxattr PATH|denyacl DIR")
 	}
 	switch os.Args[1] {
 	case "ipc":
@@ -33,6 +39,18 @@ func main() {
 		files(atoi(arg(2)), arg(3))
 	case "lsipc":
 		lsipc()
+	case "detach":
+		detach(os.Args[2:])
+	case "hijack":
+		hijack(time.Duration(atoi(arg(2))) * time.Second)
+	case "tracehelper":
+		traceHelper(arg(2))
+	case "setxattr":
+		setXattr(arg(2), arg(3), arg(4))
+	case "lsxattr":
+		listXattrs(arg(2))
+	case "denyacl":
+		denyByDefault(arg(2))
 	default:
 		fail("unknown command " + os.Args[1])
 	}
