@@ -1,7 +1,8 @@
 #!/bin/sh
 # The README's first steps, checked: a worker against a real redis-server,
 # then `execq up` with its embedded Redis; each must run
-# `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3, and say when output is cut.
+# `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3; the first also
+# says when output is cut and resumes a tail from an event's ID.
 set -eu
 bin="${1:-bin/execq}"
 tmp="$(mktemp -d)"
@@ -44,6 +45,26 @@ check_truncation() {
 	fi
 }
 
+# tail --events gives each event's stream ID; tail --from resumes after it.
+check_tail() {
+	url="$1"
+	id="$("$bin" submit --redis "$url" -- sh -c 'echo one; sleep 0.3; echo two')"
+	events="$("$bin" tail --redis "$url" --events "$id")"
+	first="$(echo "$events" | grep '"type":"stdout"' | head -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')"
+	rest="$("$bin" tail --redis "$url" --from "$first" "$id")"
+	case "$events" in
+	*'"type":"started"'*'"data":"one\n"'*'"data":"two\n"'*'"type":"exit"'*) ;;
+	*)
+		echo "smoke: tail --events printed '$events'" >&2
+		exit 1
+		;;
+	esac
+	if [ "$rest" != "two" ]; then
+		echo "smoke: tail --from $first printed '$rest'; want 'two'" >&2
+		exit 1
+	fi
+}
+
 wait_ready() {
 	url="$1"
 	i=0
@@ -66,6 +87,7 @@ pids="$pids $!"
 wait_ready "redis://127.0.0.1:$port/0"
 check_run "redis://127.0.0.1:$port/0"
 check_truncation "redis://127.0.0.1:$port/0"
+check_tail "redis://127.0.0.1:$port/0"
 echo "smoke: execq worker + redis-server: ok"
 
 port="$(free_port)"

@@ -42,22 +42,33 @@ func newTailCommand() *cobra.Command {
 	var (
 		redisURL string
 		from     string
+		events   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail ID",
 		Short: "Print an execution's output as it happens and exit like run",
-		Args:  cobra.ExactArgs(1),
+		Long: `Prints an execution's output as it happens and exits like run. With
+--events it prints every event instead, one JSON line each, with the stream
+ID that --from takes to resume after it:
+
+  {"id":"1764633600000-0","type":"stdout","data":"hi
+"}
+
+data is the event's text, or dataBase64 when it is not valid UTF-8.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := dial(redisURL)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			return follow(cmd.Context(), client, args[0], followOptions{printOutput: true, from: from, status: newStatusLine(true)})
+			opts := followOptions{printOutput: !events, printEvents: events, from: from, status: newStatusLine(!events)}
+			return follow(cmd.Context(), client, args[0], opts)
 		},
 	}
 	redisFlag(cmd.Flags(), &redisURL)
 	cmd.Flags().StringVar(&from, "from", "", "resume after this stream entry ID")
+	cmd.Flags().BoolVar(&events, "events", false, "print each event as a JSON line with its stream ID, instead of the output")
 	return cmd
 }
 

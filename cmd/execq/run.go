@@ -96,6 +96,8 @@ func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) 
 type followOptions struct {
 	printOutput bool
 	printJSON   bool
+	// printEvents prints each event as a JSON line with its stream ID.
+	printEvents bool
 	collect     []string // the request's collect globs
 	collectTo   string
 	force       bool
@@ -145,6 +147,11 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 				return exitWith(exitNotFound, "%v", err)
 			}
 			return exitWith(exitExecqFailed, "%v", err)
+		}
+		if opts.printEvents {
+			if err := printEvent(os.Stdout, ev); err != nil {
+				return exitWith(exitExecqFailed, "write stdout: %v", err)
+			}
 		}
 		switch ev.Type {
 		case tasks.EventStarted:
@@ -201,6 +208,25 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 	return exitWith(code, "%s", msg)
 }
 
+// printEvent writes ev as one JSON line: its stream ID (what --from
+// takes), its type, and its data as text, or as base64 in dataBase64 when
+// it is not valid UTF-8.
+func printEvent(w io.Writer, ev tasks.Event) error {
+	line := struct {
+		ID         string          `json:"id"`
+		Type       tasks.EventType `json:"type"`
+		Data       *string         `json:"data,omitempty"`
+		DataBase64 []byte          `json:"dataBase64,omitempty"`
+	}{ID: ev.ID, Type: ev.Type}
+	if utf8.Valid(ev.Data) {
+		text := string(ev.Data)
+		line.Data = &text
+	} else {
+		line.DataBase64 = ev.Data
+	}
+	return printJSONLine(w, line)
+}
+
 // sayTruncated tells on stderr which streams the output cap cut, and by
 // how much: what was printed is not all the command wrote.
 func sayTruncated(res *tasks.Result) {
@@ -229,6 +255,12 @@ func exitCodeOnly(code int) error {
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func printJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }

@@ -80,8 +80,23 @@ default address is the one execq run looks at by default.`,
 			if err := w.Start(ctx); err != nil {
 				return err
 			}
-			fmt.Printf("execq is up.\n  Redis:     %s\n  Dashboard: http://%s%s/\n  Metrics:   http://%s/metrics\nTry: execq run --redis %s -- sh -c 'echo hi; exit 3'\n",
-				redactURL(url), df.addr, dashboard.RootPath, df.addr, redactURL(url))
+			self := "execq"
+			if p, err := os.Executable(); err == nil {
+				self = p
+			}
+			redisArg := ""
+			if url != defaultRedisURL || os.Getenv("EXECQ_REDIS_URL") != "" {
+				redisArg = " --redis " + redactURL(url)
+			}
+			fmt.Printf(`execq is up.
+  Redis:     %s
+  Dashboard: http://%s%s/
+  Metrics:   http://%s/metrics
+Try, in another terminal:
+  %s run%s -- sh -c 'echo hi; exit 3'
+  %s submit%s -- sh -c 'sleep 1; echo done'    # prints an ID
+  %s tail%s ID
+`, redactURL(url), df.addr, dashboard.RootPath, df.addr, self, redisArg, self, redisArg, self, redisArg)
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wf.shutdownTimeout+30*time.Second)
 			defer cancel()
