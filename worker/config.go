@@ -15,6 +15,12 @@ import (
 // DefaultImage is the sandbox image `make sandbox-image` builds.
 const DefaultImage = "execq-sandbox:latest"
 
+// Defaults of Config's retry budget.
+const (
+	DefaultMaxRetry    = 3
+	DefaultMaxAttempts = 5
+)
+
 // BuiltImages are the images execq builds (make sandbox-image,
 // make language-images); every worker allows them.
 var BuiltImages = []string{"execq-sandbox", "execq-python", "execq-node", "execq-c"}
@@ -115,10 +121,10 @@ func (c Config) withDefaults() Config {
 		c.Retention = 24 * time.Hour
 	}
 	if c.MaxRetry <= 0 {
-		c.MaxRetry = 3
+		c.MaxRetry = DefaultMaxRetry
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.MaxUses <= 0 {
 		c.MaxUses = 1000

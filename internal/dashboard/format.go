@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
 )
 
 // outputHead is how much of each output stream a result shows.
@@ -33,6 +34,8 @@ func FormatPayload(taskType string, payload []byte) string {
 	var limits []string
 	if req.Timeout > 0 {
 		limits = append(limits, "timeout "+req.Timeout.String())
+	} else {
+		limits = append(limits, fmt.Sprintf("timeout the worker's default (%s unless configured)", tasks.Limits{}.WithDefaults().DefaultTimeout))
 	}
 	if req.MemoryBytes > 0 {
 		limits = append(limits, "memory "+humanBytes(req.MemoryBytes))
@@ -67,6 +70,9 @@ func FormatPayload(taskType string, payload []byte) string {
 	if len(req.Collect) > 0 {
 		fmt.Fprintf(&b, "collect: %s\n", strings.Join(req.Collect, " "))
 	}
+	// asynq's Retry and Timeout, on the same page, are not execq's.
+	fmt.Fprintf(&b, "retries: execq's own: up to %d after infrastructure failures, %d attempts at most (by default); asynq's Retry and Timeout here are only its backstops\n",
+		worker.DefaultMaxRetry, worker.DefaultMaxAttempts)
 	return strings.TrimRight(b.String(), "\n")
 }
 
