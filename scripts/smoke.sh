@@ -1,6 +1,6 @@
 #!/bin/sh
 # The README's first steps, checked: a worker against a real redis-server,
-# then `execq up` with its embedded Redis; each must run
+# then `execq up` with a redis-server of its own; each must run
 # `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3; the first also
 # says when output is cut and resumes a tail from an event's ID.
 set -eu
@@ -92,8 +92,9 @@ echo "smoke: execq worker + redis-server: ok"
 
 port="$(free_port)"
 dport="$(free_port)"
-"$bin" up --embedded-addr "127.0.0.1:$port" --dashboard-addr "127.0.0.1:$dport" --pool-size 2 >"$tmp/up.log" 2>&1 &
+"$bin" up --embedded-addr "127.0.0.1:$port" --dashboard-addr "127.0.0.1:$dport" --data-dir "$tmp/up-redis" --pool-size 2 >"$tmp/up.log" 2>&1 &
 pids="$pids $!"
 wait_ready "redis://127.0.0.1:$port/0"
 check_run "redis://127.0.0.1:$port/0"
-echo "smoke: execq up (embedded Redis): ok"
+grep -q "started redis-server" "$tmp/up.log" || { echo "smoke: execq up did not start its own redis-server:" >&2; cat "$tmp/up.log" >&2; exit 1; }
+echo "smoke: execq up (its own redis-server): ok"

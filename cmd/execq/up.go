@@ -20,14 +20,18 @@ func newUpCommand() *cobra.Command {
 		wf           workerFlags
 		df           dashboardFlags
 		embeddedAddr string
+		dataDir      string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run a worker and the dashboard in one process, with an embedded Redis unless --redis is given",
+		Short: "Run a worker and the dashboard in one process, with a Redis of its own unless --redis is given",
 		Long: `Runs a worker and the dashboard in one process. Without --redis (or
-EXECQ_REDIS_URL) it embeds a Redis server on --embedded-addr, which keeps
-nothing on restart, and prints the redis:// URL that clients point at; the
-default address is the one execq run looks at by default.`,
+EXECQ_REDIS_URL) it uses the Redis already listening on --embedded-addr, or
+starts redis-server there with its data (an append-only file) in --data-dir,
+so that a restart loses nothing; where redis-server is not installed, it
+embeds one that keeps nothing on restart, and says so. It prints the
+redis:// URL that clients point at; the default address is the one execq
+run looks at by default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := wf.logger()
@@ -39,20 +43,12 @@ default address is the one execq run looks at by default.`,
 
 			url := wf.redisURL
 			if !cmd.Flags().Changed("redis") && os.Getenv("EXECQ_REDIS_URL") == "" {
-				mr := miniredis.NewMiniRedis()
-				if err := mr.StartAddr(embeddedAddr); err != nil {
-					// A Redis server already there (a system one, say) serves as well.
-					url = "redis://" + embeddedAddr + "/0"
-					if !redisAnswers(ctx, url) {
-						return fmt.Errorf("embedded Redis cannot listen on %s: %v; give another --embedded-addr, or --redis", embeddedAddr, err)
-					}
-					log.Info("a Redis server already listens on the embedded address; using it", "redis", url)
-				} else {
-					defer mr.Close()
-					go tickTTLs(ctx, mr)
-					url = "redis://" + mr.Addr() + "/0"
-					log.Warn("using an embedded Redis: it keeps nothing on restart; give --redis for a real one", "redis", url)
+				local, err := startLocalRedis(ctx, embeddedAddr, dataDir, log)
+				if err != nil {
+					return err
 				}
+				defer local.stop()
+				url = local.url
 			}
 			ropts, err := redis.ParseURL(url)
 			if err != nil {
@@ -105,7 +101,8 @@ Try, in another terminal:
 	}
 	wf.register(cmd.Flags())
 	df.register(cmd.Flags(), "dashboard-addr")
-	cmd.Flags().StringVar(&embeddedAddr, "embedded-addr", "127.0.0.1:6379", "address of the embedded Redis")
+	cmd.Flags().StringVar(&embeddedAddr, "embedded-addr", "127.0.0.1:6379", "address of execq up's own Redis")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "where execq up's redis-server keeps its data")
 	return cmd
 }
 
