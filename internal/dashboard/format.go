@@ -35,7 +35,7 @@ func FormatPayload(taskType string, payload []byte) string {
 	if req.Timeout > 0 {
 		limits = append(limits, "timeout "+req.Timeout.String())
 	} else {
-		limits = append(limits, fmt.Sprintf("timeout the worker's default (%s unless configured)", tasks.Limits{}.WithDefaults().DefaultTimeout))
+		limits = append(limits, fmt.Sprintf("timeout the worker's (%s by default)", tasks.Limits{}.WithDefaults().DefaultTimeout))
 	}
 	if req.MemoryBytes > 0 {
 		limits = append(limits, "memory "+humanBytes(req.MemoryBytes))
@@ -71,7 +71,7 @@ func FormatPayload(taskType string, payload []byte) string {
 		fmt.Fprintf(&b, "collect: %s\n", strings.Join(req.Collect, " "))
 	}
 	// asynq's Retry and Timeout, on the same page, are not execq's.
-	fmt.Fprintf(&b, "retries: execq's own: up to %d after infrastructure failures, %d attempts at most (by default); asynq's Retry and Timeout here are only its backstops\n",
+	fmt.Fprintf(&b, "retries: execq's, %d by default (%d attempts)\n         asynq's Retry and Timeout: backstops\n",
 		worker.DefaultMaxRetry, worker.DefaultMaxAttempts)
 	return strings.TrimRight(b.String(), "\n")
 }

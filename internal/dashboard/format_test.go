@@ -27,7 +27,7 @@ func TestFormatPayload(t *testing.T) {
 		"limits:  timeout 2s, memory 64.0 MiB",
 		"files:   1 (9 B): main.py",
 		"collect: out/*.png",
-		"retries: execq's own: up to 3 after infrastructure failures, 5 attempts at most",
+		"retries: execq's, 3 by default (5 attempts)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("payload shown as\n%s\nwithout %q", got, want)
@@ -37,7 +37,7 @@ func TestFormatPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dashboard.FormatPayload(tasks.TypeExec, plain); !strings.Contains(got, "limits:  timeout the worker's default (30s unless configured)") {
+	if got := dashboard.FormatPayload(tasks.TypeExec, plain); !strings.Contains(got, "limits:  timeout the worker's (30s by default)") {
 		t.Errorf("a request without a timeout shown as\n%s", got)
 	}
 	if got := dashboard.FormatPayload(tasks.TypeExec, []byte("{nope")); !strings.HasPrefix(got, "undecodable request: ") {
