@@ -277,16 +277,13 @@ func (a *archiver) walk(dirfd int, rel string) error {
 
 // allNames reads every entry name of the directory open at dirfd.
 func allNames(dirfd int, buf []byte) ([]string, error) {
-	var names []string
+	var all []string
 	for {
-		n, err := unix.Getdents(dirfd, buf)
-		if err != nil {
-			return nil, fmt.Errorf("read directory: %w", err)
+		names, err := readNames(dirfd, buf)
+		if err != nil || len(names) == 0 {
+			return all, err
 		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		all = append(all, names...)
 	}
 }
 

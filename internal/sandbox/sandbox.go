@@ -128,6 +128,18 @@ type CollectSpec struct {
 	MaxEntries int
 }
 
+// MaxCollectWalk bounds the walk of the workspace a collection makes.
+const MaxCollectWalk = 5 * time.Second
+
+// CollectWalk is the time a collection under ctx may walk the workspace:
+// MaxCollectWalk, or what is left of ctx's deadline when that is less.
+func CollectWalk(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return min(MaxCollectWalk, time.Until(dl))
+	}
+	return MaxCollectWalk
+}
+
 // CollectResult is what Collect returns.
 type CollectResult struct {
 	Files []tasks.CollectedFile

@@ -249,16 +249,10 @@ func (s *Sandbox) KillAll(ctx context.Context) error {
 	return nil
 }
 
-// collectBudget bounds the agent's walk of the workspace.
-const collectBudget = 5 * time.Second
-
 // Collect asks the agent for the matching files.
 func (s *Sandbox) Collect(ctx context.Context, spec sandbox.CollectSpec) (sandbox.CollectResult, error) {
 	var res sandbox.CollectResult
-	budget := collectBudget
-	if dl, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(dl))
-	}
+	budget := sandbox.CollectWalk(ctx)
 	if err := s.conn.sendJSON(proto.TCollect, proto.Collect{
 		Globs: spec.Globs, MaxBytes: spec.MaxBytes, MaxEntries: spec.MaxEntries, BudgetMillis: max(budget.Milliseconds(), 1),
 	}); err != nil {

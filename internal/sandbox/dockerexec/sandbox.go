@@ -148,17 +148,11 @@ func (s *Sandbox) KillAll(ctx context.Context) error {
 	return nil
 }
 
-// collectBudget bounds the helper's walk of the workspace.
-const collectBudget = 5 * time.Second
-
 // Collect archives the matching files through the helper and reads the
 // archive, trusting nothing in it.
 func (s *Sandbox) Collect(ctx context.Context, spec sandbox.CollectSpec) (sandbox.CollectResult, error) {
 	var res sandbox.CollectResult
-	budget := collectBudget
-	if dl, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(dl))
-	}
+	budget := sandbox.CollectWalk(ctx)
 	ctx, cancel := context.WithTimeout(ctx, budget+s.rt.cfg.HelperTimeout)
 	defer cancel()
 	args := []string{"collect", "--max-bytes", strconv.FormatInt(spec.MaxBytes, 10),
