@@ -2,7 +2,6 @@ package producer_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 
@@ -33,7 +32,7 @@ func demoRedis() string {
 			Name:     "demo",
 			Image:    "demo",
 			PoolSize: 2,
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Logger:   slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			panic(err)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/fake"
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 	"github.com/execq/execq/worker"
@@ -101,10 +100,6 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 	rt := fake.NewRuntime(name)
 	rt.Images = opts.images
 	rt.Others = opts.others
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(unitLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	cfg := worker.Config{
 		Redis:           client,
 		Name:            name,
@@ -114,7 +109,7 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 		MaxRetry:        opts.workerMaxRetry,
 		MaxAttempts:     opts.maxAttempts,
 		ShutdownTimeout: opts.shutdownTimeout,
-		Logger:          log,
+		Logger:          testutil.Logger(t),
 	}
 	hook.SetRuntime(&cfg, rt)
 	w, err := worker.New(cfg)
@@ -143,13 +138,6 @@ func shutdownUnitWorker(t *testing.T, w *worker.Worker, rt *fake.Runtime) {
 	if live := rt.Live(); len(live) != 0 {
 		t.Errorf("containers left after shutdown: %v", live)
 	}
-}
-
-type unitLogWriter struct{ t *testing.T }
-
-func (w unitLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func (b *unitBundle) submit(t *testing.T, req tasks.ExecRequest) string {
@@ -199,16 +187,6 @@ func (b *unitBundle) awaitEvent(t *testing.T, id string, typ tasks.EventType) ta
 	return tasks.Event{}
 }
 
-func numEvents(events []tasks.Event, typ tasks.EventType) int {
-	n := 0
-	for _, e := range events {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
 func joinedData(events []tasks.Event, typ tasks.EventType) []byte {
 	var b []byte
 	for _, e := range events {
@@ -227,7 +205,7 @@ func checkStream(t *testing.T, events []tasks.Event, res *tasks.Result) {
 	if len(events) == 0 {
 		t.Fatalf("%s has no stream", res.ExecutionID)
 	}
-	if n := numEvents(events, tasks.EventExit); n != 1 {
+	if n := testutil.CountEvents(events, tasks.EventExit); n != 1 {
 		t.Errorf("%s: %d exit events, want 1", res.ExecutionID, n)
 	}
 	exit, err := events[len(events)-1].Exit()
@@ -392,7 +370,7 @@ func TestUnitCancelPending(t *testing.T) {
 	if res := b.exec(t, tasks.ExecRequest{Cmd: []string{"echo", "after"}}); res.Status != tasks.StatusSucceeded {
 		t.Errorf("after: %s", res.Status)
 	}
-	if n := numEvents(b.streamOf(t, queued), tasks.EventStarted); n != 0 {
+	if n := testutil.CountEvents(b.streamOf(t, queued), tasks.EventStarted); n != 0 {
 		t.Errorf("the canceled execution started %d times", n)
 	}
 	if err := b.producer.Cancel(b.ctx, "never-submitted"); !errors.Is(err, producer.ErrNotFound) {
@@ -413,7 +391,7 @@ func TestUnitCancelMarkedBeforeTheAttempt(t *testing.T) {
 	if res.Status != tasks.StatusCanceled || res.Stdout != "" {
 		t.Errorf("status %s stdout %q; want canceled before it started", res.Status, res.Stdout)
 	}
-	if n := numEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
+	if n := testutil.CountEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
 		t.Errorf("started %d times", n)
 	}
 }
@@ -446,7 +424,7 @@ func TestUnitCrashIsRetriedThenError(t *testing.T) {
 	}
 	events := b.streamOf(t, res.ExecutionID)
 	checkStream(t, events, res)
-	if n := numEvents(events, tasks.EventStarted); n != 2 {
+	if n := testutil.CountEvents(events, tasks.EventStarted); n != 2 {
 		t.Errorf("%d started events, want one per attempt (2)", n)
 	}
 	// Each crashed container was replaced; the worker still runs commands.
@@ -541,25 +519,11 @@ func TestUnitDuplicateSubmitRunsOnce(t *testing.T) {
 	if pending, err := inspector.ListPendingTasks("default"); err != nil || len(pending) != 0 {
 		t.Errorf("pending after a submit of a finished ID: %d, %v; want none", len(pending), err)
 	}
-	if n := numEvents(b.streamOf(t, req.ID), tasks.EventStarted); n != 1 {
+	if n := testutil.CountEvents(b.streamOf(t, req.ID), tasks.EventStarted); n != 1 {
 		t.Errorf("started %d times", n)
 	}
 	if _, err := b.producer.Submit(b.ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDConflict) {
 		t.Errorf("the same ID on another queue: %v, want ErrIDConflict", err)
-	}
-}
-
-// enqueueUnchecked enqueues a payload past the producer's checks, as a
-// broken or hostile producer would.
-func (b *unitBundle) enqueueUnchecked(t *testing.T, id string, payload []byte, opts ...asynq.Option) {
-	t.Helper()
-	c := asynq.NewClientFromRedisClient(b.redis)
-	opts = append([]asynq.Option{asynq.TaskID(id), asynq.MaxRetry(3)}, opts...)
-	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload, opts...)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.store.BindQueue(b.ctx, id, "default"); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -602,14 +566,14 @@ func TestUnitRejectedRequests(t *testing.T) {
 	}
 	for i, c := range cases {
 		id := fmt.Sprintf("rejected-%d", i)
-		b.enqueueUnchecked(t, id, c.payload(id))
+		testutil.EnqueueRaw(t, b.redis, id, c.payload(id))
 		res := b.wait(t, id)
 		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 || res.ExitCode != -1 {
 			t.Errorf("%s: status %s attempt %d exit %d error %q; want rejected with %q", c.name, res.Status, res.Attempt, res.ExitCode, res.Error, c.want)
 		}
 		events := b.streamOf(t, id)
 		checkStream(t, events, res)
-		if n := numEvents(events, tasks.EventStarted); n != 0 {
+		if n := testutil.CountEvents(events, tasks.EventStarted); n != 0 {
 			t.Errorf("%s: started %d times", c.name, n)
 		}
 	}
@@ -774,23 +738,11 @@ func TestUnitSecondDeliveryDoesNotRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Kept once done, so that the test sees it completed.
-	b.enqueueUnchecked(t, id, payload, asynq.Retention(time.Hour))
-	inspector := asynq.NewInspectorFromRedisClient(b.redis)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		info, err := inspector.GetTaskInfo("default", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State == asynq.TaskStateCompleted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the second delivery is still %s", info.State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := numEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
+	testutil.EnqueueRaw(t, b.redis, id, payload, asynq.Retention(time.Hour))
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, "the second delivery is completed", func() bool {
+		return b.taskInfo(t, id).State == asynq.TaskStateCompleted
+	})
+	if n := testutil.CountEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
 		t.Errorf("the second delivery started the command %d times", n)
 	}
 	if res, err := b.producer.Result(b.ctx, id); err != nil || res.Stdout != "first\n" {
@@ -801,13 +753,7 @@ func TestUnitSecondDeliveryDoesNotRunAgain(t *testing.T) {
 // waitUntil waits for a condition that has no signal to wait on.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, what, cond)
 }
 
 func (b *unitBundle) taskInfo(t *testing.T, id string) *asynq.TaskInfo {
@@ -891,7 +837,7 @@ func TestUnitEngineDownOnTheLastRetryStillGivesAResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.enqueueUnchecked(t, id, payload, asynq.MaxRetry(1))
+	testutil.EnqueueRaw(t, b.redis, id, payload, asynq.MaxRetry(1))
 	waitUntil(t, "the first crash used the one retry", func() bool {
 		info := b.taskInfo(t, id)
 		return info.State == asynq.TaskStateRetry && info.Retried == 1

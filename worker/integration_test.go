@@ -7,14 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
@@ -64,10 +60,7 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 		opts.poolSize = 2
 	}
 	name := worker.DefaultName()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testutil.Logger(t)
 	rt := testutil.NewRuntime(t, cli, opts.runtime, name, testutil.RuntimeOptions{Logger: log})
 	w, err := worker.New(worker.Config{
 		Redis: r.Client,
@@ -110,13 +103,6 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 	return w, rt
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func (b *bundle) run(t *testing.T, req tasks.ExecRequest) *tasks.Result {
 	t.Helper()
 	ctx := testutil.Context(t, time.Minute)
@@ -139,16 +125,6 @@ func (b *bundle) events(t *testing.T, id string) []tasks.Event {
 		t.Fatal(err)
 	}
 	return events
-}
-
-func countType(events []tasks.Event, typ tasks.EventType) int {
-	n := 0
-	for _, e := range events {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
 }
 
 func sh(script string) []string { return []string{"sh", "-c", script} }
@@ -294,7 +270,7 @@ func TestCancelPending(t *testing.T) {
 		if res, err := b.producer.Wait(ctx, busy); err != nil || res.Status != tasks.StatusSucceeded {
 			t.Fatalf("the running execution: %v %+v", err, res)
 		}
-		if n := countType(b.events(t, queued), tasks.EventStarted); n != 0 {
+		if n := testutil.CountEvents(b.events(t, queued), tasks.EventStarted); n != 0 {
 			t.Errorf("the canceled execution started %d times", n)
 		}
 	})
@@ -454,26 +430,13 @@ func TestDuplicateIDRunsOnce(t *testing.T) {
 		}
 		// Give a wrongly enqueued copy the time to run.
 		time.Sleep(500 * time.Millisecond)
-		if n := countType(b.events(t, first), tasks.EventStarted); n != 1 || res.Stdout != "once\n" {
+		if n := testutil.CountEvents(b.events(t, first), tasks.EventStarted); n != 1 || res.Stdout != "once\n" {
 			t.Errorf("started %d times, stdout %q", n, res.Stdout)
 		}
 		if _, err := b.producer.Submit(ctx, tasks.ExecRequest{ID: req.ID, Queue: "other", Cmd: req.Cmd}); !errors.Is(err, producer.ErrIDConflict) {
 			t.Errorf("same id on another queue: %v, want ErrIDConflict", err)
 		}
 	})
-}
-
-// enqueueRaw enqueues a payload without the producer's checks, as a broken
-// or hostile producer would.
-func enqueueRaw(t *testing.T, b *bundle, id string, payload []byte) {
-	t.Helper()
-	c := asynq.NewClientFromRedisClient(b.redis.Client)
-	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload, asynq.TaskID(id), asynq.MaxRetry(3))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.store.BindQueue(context.Background(), id, "default"); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestRejectedRequests(t *testing.T) {
@@ -513,7 +476,7 @@ func TestRejectedRequests(t *testing.T) {
 		ctx := testutil.Context(t, time.Minute)
 		for i, c := range cases {
 			id := fmt.Sprintf("rejected-%d", i)
-			enqueueRaw(t, b, id, c.payload(id))
+			testutil.EnqueueRaw(t, b.redis.Client, id, c.payload(id))
 			res, err := b.producer.Wait(ctx, id)
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
@@ -521,7 +484,7 @@ func TestRejectedRequests(t *testing.T) {
 			if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, c.want) || res.Attempt > 1 {
 				t.Errorf("%s: status %s attempt %d error %q; want rejected with %q", c.name, res.Status, res.Attempt, res.Error, c.want)
 			}
-			if n := countType(b.events(t, id), tasks.EventStarted); n != 0 {
+			if n := testutil.CountEvents(b.events(t, id), tasks.EventStarted); n != 0 {
 				t.Errorf("%s: started %d times", c.name, n)
 			}
 		}

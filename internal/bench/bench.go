@@ -139,8 +139,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer redisSrv.stop()
-	client := producer.New(redisSrv.client, producer.Options{})
+	defer redisSrv.Kill()
+	client := producer.New(redisSrv.Client, producer.Options{})
 
 	for i, name := range cfg.Runtimes {
 		fig := RuntimeFigures{Runtime: name}
@@ -149,17 +149,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("%s: sandbox cost: %w", name, err)
 		}
 		progress("%s: Submit→Wait and Submit→first byte, %d each, worker pool 4", name, cfg.Samples)
-		w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, 4, cfg.workerArgs(name)...)
+		w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, 4, cfg.workerArgs(name)...)
 		if err != nil {
 			return nil, err
 		}
 		if fig.EndToEnd, err = r.runEndToEnd(ctx, client, redisSrv, w, cfg, i == 0); err != nil {
-			w.stop()
+			stopWorker(w)
 			return nil, fmt.Errorf("%s: end to end: %w", name, err)
 		}
 		progress("%s: execq run -- true and docker exec of true, %d each, interleaved", name, max(cfg.Samples/2, 1))
-		if fig.CLI, err = runCLI(ctx, bare, redisSrv.url, cfg); err != nil {
-			w.stop()
+		if fig.CLI, err = runCLI(ctx, bare, redisSrv.URL, cfg); err != nil {
+			stopWorker(w)
 			return nil, fmt.Errorf("%s: cli: %w", name, err)
 		}
 		if i == 0 {
@@ -168,25 +168,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if i == 0 {
 			progress("%s: burst of %d at once, worker pool 4", name, cfg.Burst)
 			if err := r.runBurst(ctx, client, cfg, 4); err != nil {
-				w.stop()
+				stopWorker(w)
 				return nil, fmt.Errorf("burst: %w", err)
 			}
 			progress("%s: one execution writing %d bytes", name, cfg.BigOutputBytes)
 			if err := r.runBigOutput(ctx, client, redisSrv, w, cfg); err != nil {
-				w.stop()
+				stopWorker(w)
 				return nil, fmt.Errorf("big output: %w", err)
 			}
 		}
-		w.stop()
+		stopWorker(w)
 		for _, c := range cfg.Concurrency {
 			n := cfg.throughputOf(name)
 			progress("%s: throughput of %d executions of true at concurrency %d", name, n, c)
-			w, err := startWorker(ctx, cfg.Exe, redisSrv.url, dir, c, cfg.workerArgs(name)...)
+			w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, c, cfg.workerArgs(name)...)
 			if err != nil {
 				return nil, err
 			}
 			run, err := r.runThroughput(ctx, client, redisSrv, w, n, c, i == 0)
-			w.stop()
+			stopWorker(w)
 			if err != nil {
 				return nil, fmt.Errorf("%s: throughput at %d: %w", name, c, err)
 			}

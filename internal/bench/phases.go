@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/execq/execq/internal/harness"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/dockerexec"
 	"github.com/execq/execq/producer"
@@ -154,10 +155,10 @@ func sandboxCost(ctx context.Context, cli *client.Client, cfg Config, name strin
 	return SandboxCost{Run: summarize(runs), Reset: summarize(resets), ResetInside: summarize(inside), Total: summarize(totals)}, nil
 }
 
-func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redisSrv *redisServer, w *workerProc, cfg Config, costs bool) (EndToEnd, error) {
-	e := EndToEnd{WorkerPoolSize: w.pool}
+func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, cfg Config, costs bool) (EndToEnd, error) {
+	e := EndToEnd{WorkerPoolSize: w.PoolSize()}
 	if costs {
-		rss, _, err := w.memory()
+		rss, _, err := w.Memory()
 		if err != nil {
 			return e, err
 		}
@@ -168,7 +169,7 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 			return e, err
 		}
 	}
-	mem0, err := redisSrv.usedMemory(ctx)
+	mem0, err := harness.UsedMemory(ctx, redisSrv.Client)
 	if err != nil {
 		return e, err
 	}
@@ -195,7 +196,7 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 	if costs {
 		// Let the worker's completed-task bookkeeping settle first.
 		time.Sleep(200 * time.Millisecond)
-		mem1, err := redisSrv.usedMemory(ctx)
+		mem1, err := harness.UsedMemory(ctx, redisSrv.Client)
 		if err != nil {
 			return e, err
 		}
@@ -203,10 +204,10 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 		r.Costs.RedisSampleN = cfg.Samples
 		keys := tasks.Keys{}
 		for _, k := range []string{keys.Result(lastID), keys.Stream(lastID), keys.Attempts(lastID), keys.Queue(lastID), keys.Request(lastID)} {
-			n, _ := redisSrv.client.MemoryUsage(ctx, k).Result()
+			n, _ := redisSrv.Client.MemoryUsage(ctx, k).Result()
 			r.Costs.ExecqKeysBytes += n
 		}
-		r.Costs.AsynqTaskBytes, _ = redisSrv.client.MemoryUsage(ctx, "asynq:{default}:t:"+lastID).Result()
+		r.Costs.AsynqTaskBytes, _ = redisSrv.Client.MemoryUsage(ctx, "asynq:{default}:t:"+lastID).Result()
 	}
 
 	var firsts []time.Duration
@@ -353,12 +354,12 @@ func (r *Report) runBurst(ctx context.Context, client *producer.Client, cfg Conf
 	return nil
 }
 
-func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redisSrv *redisServer, w *workerProc, cfg Config) error {
-	rss, _, err := w.memory()
+func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, cfg Config) error {
+	rss, _, err := w.Memory()
 	if err != nil {
 		return err
 	}
-	if err := w.resetPeak(); err != nil {
+	if err := w.ResetPeak(); err != nil {
 		return fmt.Errorf("reset the worker's peak rss: %w", err)
 	}
 	t := time.Now()
@@ -377,11 +378,11 @@ func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redi
 	if res.Status != tasks.StatusSucceeded || res.StdoutBytes != cfg.BigOutputBytes {
 		return fmt.Errorf("big output ended %s with %d bytes counted: %s", res.Status, res.StdoutBytes, res.Error)
 	}
-	_, peak, err := w.memory()
+	_, peak, err := w.Memory()
 	if err != nil {
 		return err
 	}
-	stream, err := redisSrv.client.MemoryUsage(ctx, tasks.Keys{}.Stream(id)).Result()
+	stream, err := redisSrv.Client.MemoryUsage(ctx, tasks.Keys{}.Stream(id)).Result()
 	if err != nil {
 		return err
 	}
@@ -397,16 +398,16 @@ func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redi
 	return nil
 }
 
-func (r *Report) runThroughput(ctx context.Context, client *producer.Client, redisSrv *redisServer, w *workerProc, n, c int, costs bool) (ThroughputRun, error) {
+func (r *Report) runThroughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, costs bool) (ThroughputRun, error) {
 	run := ThroughputRun{Concurrency: c, N: n}
-	if err := w.resetPeak(); err != nil {
+	if err := w.ResetPeak(); err != nil {
 		return run, err
 	}
-	cpu0, err := w.cpu()
+	cpu0, err := w.CPU()
 	if err != nil {
 		return run, err
 	}
-	rs0, err := redisSrv.stats(ctx)
+	rs0, err := harness.Stats(ctx, redisSrv.Client)
 	if err != nil {
 		return run, err
 	}
@@ -414,15 +415,15 @@ func (r *Report) runThroughput(ctx context.Context, client *producer.Client, red
 	if err != nil {
 		return run, err
 	}
-	cpu1, err := w.cpu()
+	cpu1, err := w.CPU()
 	if err != nil {
 		return run, err
 	}
-	rs1, err := redisSrv.stats(ctx)
+	rs1, err := harness.Stats(ctx, redisSrv.Client)
 	if err != nil {
 		return run, err
 	}
-	_, peak, err := w.memory()
+	_, peak, err := w.Memory()
 	if err != nil {
 		return run, err
 	}
@@ -431,8 +432,8 @@ func (r *Report) runThroughput(ctx context.Context, client *producer.Client, red
 	run.WorkerRSSMB = mib(peak)
 	run.RatioTo4 = ratio(run.PerSecond, r.Baseline.Rate4)
 	run.WorkerCPUMs = roundMs(float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(n))
-	run.RedisCommands = roundMs(float64(rs1.commands-rs0.commands) / float64(n))
-	run.RedisCPUMs = roundMs(float64((rs1.cpu - rs0.cpu).Microseconds()) / 1000 / float64(n))
+	run.RedisCommands = roundMs(float64(rs1.Commands-rs0.Commands) / float64(n))
+	run.RedisCPUMs = roundMs(float64((rs1.CPU - rs0.CPU).Microseconds()) / 1000 / float64(n))
 	if costs && mib(peak) > r.Costs.WorkerLoadRSSMB {
 		r.Costs.WorkerLoadRSSMB = mib(peak)
 		r.Costs.WorkerLoadSampleAt = c

@@ -53,24 +53,22 @@ func TestWorkerSIGKILLed(t *testing.T) {
 	e.waitEvent(t, id, 30*time.Second, startedAttempt(1))
 
 	killedAt := time.Now()
-	a.kill()
+	a.Kill()
 	b := startWorker(t, e, workerOpts{label: "B", poolSize: 1})
 
 	// B removes A's containers: A ran on this host and its process is
 	// gone, so at once (a worker elsewhere would wait for A's heartbeat to
 	// be 15s stale, reconciling every 15s).
-	deadline := killedAt.Add(3 * time.Minute)
-	for len(ownedContainers(t, e.docker, a.name)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's containers %v are still there %s after it was killed", a.name, names(aContainers), time.Since(killedAt).Round(time.Second))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Within(time.Until(killedAt.Add(3*time.Minute)), 100*time.Millisecond, func() bool {
+		return len(ownedContainers(t, e.docker, a.name)) == 0
+	}) {
+		t.Fatalf("%s's containers %v are still there %s after it was killed", a.name, names(aContainers), time.Since(killedAt).Round(time.Second))
 	}
 	c.recovered(t, "SIGKILL → the dead worker's containers removed", time.Since(killedAt))
 	if !aCreated.IsZero() {
 		c.figure(t, "A's container was %s old when A died", killedAt.Sub(aCreated).Round(time.Second))
 	}
-	if !strings.Contains(b.log(), "removing orphaned container") {
+	if !strings.Contains(b.Log(), "removing orphaned container") {
 		t.Errorf("%s does not log the removal of %s's containers", b.name, a.name)
 	}
 
@@ -95,7 +93,7 @@ func TestWorkerSIGKILLed(t *testing.T) {
 	if s := starts(t, events); len(s) == 2 && (s[0].Worker != a.name || s[1].Worker != b.name) {
 		t.Errorf("the attempts ran on %s and %s, want %s then %s", s[0].Worker, s[1].Worker, a.name, b.name)
 	}
-	if n := countType(events, tasks.EventExit); n != 1 {
+	if n := testutil.CountEvents(events, tasks.EventExit); n != 1 {
 		t.Errorf("%d exit events", n)
 	}
 
@@ -146,14 +144,14 @@ func TestRedisRestart(t *testing.T) {
 			if got := attemptsOf(t, events); fmt.Sprint(got) != "[1]" {
 				t.Errorf("started events of attempts %v, want [1]: the command ran again", got)
 			}
-			if n := countType(events, tasks.EventExit); n != 1 {
+			if n := testutil.CountEvents(events, tasks.EventExit); n != 1 {
 				t.Errorf("%d exit events", n)
 			}
-			if !w.running() {
-				t.Fatalf("the worker exited: %v", w.waitErr)
+			if !w.Running() {
+				t.Fatalf("the worker exited: %v", w.Err())
 			}
 			e.followUp(t, c, "", w.name)
-			for _, line := range strings.Split(grepLines(w.log(), "level=WARN")+"\n"+grepLines(w.log(), "level=ERROR"), "\n") {
+			for _, line := range strings.Split(grepLines(w.Log(), "level=WARN")+"\n"+grepLines(w.Log(), "level=ERROR"), "\n") {
 				if line != "" {
 					c.figure(t, "worker logged: %s", clip(line))
 				}
@@ -233,17 +231,12 @@ func TestSandboxKilledFromOutside(t *testing.T) {
 	c.figure(t, "attempts %v, asynq retried %d", attemptsOf(t, events), info.Retried)
 
 	// The killed container is removed and the pool heals.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := e.docker.ContainerInspect(ctx, first.Container)
-		if errdefs.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the killed container %s is still there (%v)", first.Container, err)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	var inspectErr error
+	if !testutil.Within(30*time.Second, 100*time.Millisecond, func() bool {
+		_, inspectErr = e.docker.ContainerInspect(ctx, first.Container)
+		return errdefs.IsNotFound(inspectErr)
+	}) {
+		t.Errorf("the killed container %s is still there (%v)", first.Container, inspectErr)
 	}
 	e.followUp(t, c, "", w.name)
 	w.settle(t, e.docker, 1, 20*time.Second)
@@ -343,14 +336,14 @@ func TestEngineUnreachable(t *testing.T) {
 	}
 	e.followUp(t, c, "", w.name)
 
-	log := w.log()
+	log := w.Log()
 	c.figure(t, "worker log: %d lines saying the engine does not answer, %d warm retries, %d lines saying it answers again",
 		strings.Count(log, "the container engine does not answer"), strings.Count(log, "warm a container; retrying"),
 		strings.Count(log, "the container engine answers again"))
 
 	// Stopped gracefully, the worker leaves nothing behind, the container
 	// it could not remove during the outage included.
-	if !w.stop(time.Minute) {
+	if !w.Stop(time.Minute) {
 		t.Errorf("the worker did not stop within a minute of SIGTERM")
 	}
 	if left := ownedContainers(t, e.docker, w.name); len(left) > 0 {
@@ -377,16 +370,10 @@ func checkEngine(t *testing.T, w *workerProc, up bool) {
 
 func waitEngineGauge(t *testing.T, w *workerProc, want float64, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if v, ok := w.metric(t, "execq_engine_up"); ok && v == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("execq_engine_up did not become %v within %s", want, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, 100*time.Millisecond, fmt.Sprintf("execq_engine_up is %v", want), func() bool {
+		v, ok := w.metric(t, "execq_engine_up")
+		return ok && v == want
+	})
 }
 
 // waitingChecks watches, for d, an execution submitted while the engine
@@ -399,7 +386,7 @@ func waitingChecks(t *testing.T, e *env, id string, d time.Duration) {
 	if res, err := e.prod.Result(ctx, id); err == nil {
 		t.Errorf("an execution got a result while the engine was down: %s %q", res.Status, res.Error)
 	}
-	if n := countType(e.events(t, id), tasks.EventStarted); n != 0 {
+	if n := testutil.CountEvents(e.events(t, id), tasks.EventStarted); n != 0 {
 		t.Errorf("an execution started %d times while the engine was down", n)
 	}
 	info := e.taskInfo(t, "default", id)
@@ -423,11 +410,11 @@ func checkRanOnce(t *testing.T, e *env, res *tasks.Result, stdout string, attemp
 // waitSettled returns the task's info once asynq has recorded its end.
 func waitSettled(t *testing.T, e *env, id string) *asynq.TaskInfo {
 	t.Helper()
-	info := e.taskInfo(t, "default", id)
-	for deadline := time.Now().Add(10 * time.Second); info.State == asynq.TaskStateActive && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	var info *asynq.TaskInfo
+	testutil.Within(10*time.Second, 20*time.Millisecond, func() bool {
 		info = e.taskInfo(t, "default", id)
-	}
+		return info.State != asynq.TaskStateActive
+	})
 	return info
 }
 
@@ -448,7 +435,7 @@ func TestTwoDeploymentsOnOneEngine(t *testing.T) {
 	res := x.wait(t, id, 3*time.Minute)
 	c.figure(t, "execution in %s's container: status %s attempt %d exit %d, %s after the container's creation",
 		wx.name, res.Status, res.Attempt, res.ExitCode, time.Since(created).Round(time.Second))
-	if removed := grepLines(wy.log(), "owner="+wx.name); removed != "" {
+	if removed := grepLines(wy.Log(), "owner="+wx.name); removed != "" {
 		t.Errorf("worker %s, on another Redis, removed the container of %s while it ran execution %s, which then ended %s "+
 			"(attempt %d, exit %d, stdout %q, error %q) instead of succeeding; %s logged:\n%s",
 			wy.name, wx.name, id, res.Status, res.Attempt, res.ExitCode, res.Stdout, res.Error, wy.name, removed)

@@ -3,21 +3,15 @@
 package chaos_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/harness"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox/docker"
 	"github.com/execq/execq/internal/testutil"
@@ -144,16 +139,6 @@ func streamed(events []tasks.Event, typ tasks.EventType) string {
 	return b.String()
 }
 
-func countType(events []tasks.Event, typ tasks.EventType) int {
-	n := 0
-	for _, ev := range events {
-		if ev.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
 // waitEvent follows id until an event satisfies ok, for up to d.
 func (e *env) waitEvent(t *testing.T, id string, d time.Duration, ok func(tasks.Event) bool) tasks.Event {
 	t.Helper()
@@ -191,16 +176,7 @@ func (e *env) taskInfo(t *testing.T, queue, id string) *asynq.TaskInfo {
 // was processed can be read.
 func (e *env) enqueueRaw(t *testing.T, id string, payload []byte) {
 	t.Helper()
-	c := asynq.NewClientFromRedisClient(e.rc)
-	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeExec, payload),
-		asynq.TaskID(id), asynq.MaxRetry(3), asynq.Retention(time.Hour), asynq.Timeout(5*time.Minute)); err != nil {
-		t.Fatalf("enqueue %s: %v", id, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := e.store.BindQueue(ctx, id, "default"); err != nil {
-		t.Fatal(err)
-	}
+	testutil.EnqueueRaw(t, e.rc, id, payload, asynq.Retention(time.Hour), asynq.Timeout(5*time.Minute))
 }
 
 // cleanScript runs as the first execution after a hostile one and reports
@@ -304,12 +280,8 @@ type workerOpts struct {
 
 // workerProc is an `execq worker` child process.
 type workerProc struct {
-	name        string
-	logPath     string
-	metricsAddr string
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	waitErr     error
+	*harness.WorkerProcess
+	name string
 }
 
 // startWorker starts `execq worker` on e's Redis and, unless told not to,
@@ -319,131 +291,79 @@ type workerProc struct {
 func startWorker(t *testing.T, e *env, o workerOpts) *workerProc {
 	t.Helper()
 	needBinary(t)
-	if o.poolSize == 0 {
-		o.poolSize = 1
-	}
-	w := &workerProc{name: ownerPrefix() + o.label, exited: make(chan struct{})}
-	args := []string{"worker", "--redis", e.url, "--name", w.name, "--pool-size", strconv.Itoa(o.poolSize),
-		"--shutdown-timeout", "5s", "--log-level", "info", "--runtime", sandboxRuntime}
+	name := ownerPrefix() + o.label
+	args := []string{"--shutdown-timeout", "5s", "--log-level", "info", "--runtime", sandboxRuntime}
 	if ociRuntime != "" {
 		args = append(args, "--oci-runtime", ociRuntime)
 	}
 	if o.queues != "" {
 		args = append(args, "--queues", o.queues)
 	}
+	metricsAddr := ""
 	if o.metrics {
-		w.metricsAddr = freeAddr(t)
-		args = append(args, "--metrics-addr", w.metricsAddr)
+		metricsAddr = testutil.FreeAddr(t)
 	}
-	args = append(args, o.args...)
-	w.logPath = filepath.Join(t.TempDir(), w.name+".log")
-	logf, err := os.Create(w.logPath)
+	hw, err := harness.StartWorker(harness.WorkerConfig{
+		Exe:         execqBin,
+		RedisURL:    e.url,
+		PoolSize:    o.poolSize,
+		Name:        name,
+		MetricsAddr: metricsAddr,
+		LogPath:     filepath.Join(t.TempDir(), name+".log"),
+		Env:         o.env,
+		Args:        append(args, o.args...),
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("start %s: %v", name, err)
 	}
-	w.cmd = exec.Command(execqBin, args...)
-	w.cmd.Env = append(os.Environ(), o.env...)
-	w.cmd.Stdout, w.cmd.Stderr = logf, logf
-	if err := w.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", w.name, err)
-	}
-	go func() {
-		w.waitErr = w.cmd.Wait()
-		logf.Close()
-		close(w.exited)
-	}()
+	w := &workerProc{WorkerProcess: hw, name: name}
 	t.Cleanup(func() {
-		w.stop(30 * time.Second)
+		w.Stop(30 * time.Second)
 		if n := removeOwned(e.docker, w.name); n > 0 {
 			t.Logf("removed %d containers of %s at cleanup", n, w.name)
 		}
 		if t.Failed() {
-			t.Logf("log of %s (last 60 lines):\n%s", w.name, tail(w.log(), 60))
+			t.Logf("log of %s (last 60 lines):\n%s", w.name, tail(w.Log(), 60))
 		}
 	})
 	w.waitLog(t, "worker started", time.Minute)
 	if !o.noWarm {
-		w.waitContainers(t, e.docker, o.poolSize, time.Minute)
+		w.waitContainers(t, e.docker, w.PoolSize(), time.Minute)
 	}
 	return w
-}
-
-// stop sends SIGTERM and waits up to grace for the process to exit, then
-// kills it. It reports whether the process exited by itself.
-func (w *workerProc) stop(grace time.Duration) bool {
-	select {
-	case <-w.exited:
-		return true
-	default:
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.exited:
-		return true
-	case <-time.After(grace):
-	}
-	_ = w.cmd.Process.Kill()
-	<-w.exited
-	return false
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (w *workerProc) kill() {
-	_ = w.cmd.Process.Kill()
-	<-w.exited
-}
-
-func (w *workerProc) running() bool {
-	select {
-	case <-w.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (w *workerProc) log() string {
-	b, _ := os.ReadFile(w.logPath)
-	return string(b)
 }
 
 // waitLog waits up to d for substr to appear in the worker's log.
 func (w *workerProc) waitLog(t *testing.T, substr string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(w.log(), substr) {
-		if !w.running() {
-			t.Fatalf("%s exited (%v) before logging %q:\n%s", w.name, w.waitErr, substr, tail(w.log(), 40))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %q within %s:\n%s", w.name, substr, d, tail(w.log(), 40))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := w.WaitLog(context.Background(), substr, d); err != nil {
+		t.Fatalf("%s: %v:\n%s", w.name, err, tail(w.Log(), 40))
 	}
+}
+
+// runningContainers counts the worker's containers and those of them
+// that run.
+func (w *workerProc) runningContainers(t *testing.T, dc *client.Client) (all []container.Summary, running int) {
+	t.Helper()
+	all = ownedContainers(t, dc, w.name)
+	for _, c := range all {
+		if c.State == "running" {
+			running++
+		}
+	}
+	return all, running
 }
 
 // waitContainers waits up to d until the worker has n running containers.
 func (w *workerProc) waitContainers(t *testing.T, dc *client.Client, n int, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		running := 0
-		for _, c := range ownedContainers(t, dc, w.name) {
-			if c.State == "running" {
-				running++
-			}
-		}
-		if running >= n {
-			return
-		}
-		if !w.running() {
-			t.Fatalf("%s exited (%v) while warming:\n%s", w.name, w.waitErr, tail(w.log(), 40))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d running containers after %s, want %d:\n%s", w.name, running, d, n, tail(w.log(), 40))
-		}
-		time.Sleep(50 * time.Millisecond)
+	running := 0
+	err := w.Await(context.Background(), d, 50*time.Millisecond, func() bool {
+		_, running = w.runningContainers(t, dc)
+		return running >= n
+	})
+	if err != nil {
+		t.Fatalf("%s has %d running containers, want %d: %v:\n%s", w.name, running, n, err, tail(w.Log(), 40))
 	}
 }
 
@@ -451,103 +371,50 @@ func (w *workerProc) waitContainers(t *testing.T, dc *client.Client, n int, d ti
 // running: the ones it replaced are gone.
 func (w *workerProc) settle(t *testing.T, dc *client.Client, n int, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		list := ownedContainers(t, dc, w.name)
-		running := 0
+	var list []container.Summary
+	settled := testutil.Within(d, 50*time.Millisecond, func() bool {
+		var running int
+		list, running = w.runningContainers(t, dc)
+		return len(list) == n && running == n
+	})
+	if !settled {
+		var desc []string
 		for _, c := range list {
-			if c.State == "running" {
-				running++
-			}
+			desc = append(desc, fmt.Sprintf("%.12s %s", c.ID, c.State))
 		}
-		if len(list) == n && running == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			var desc []string
-			for _, c := range list {
-				desc = append(desc, fmt.Sprintf("%.12s %s", c.ID, c.State))
-			}
-			t.Errorf("%s holds containers %v %s after the case, want %d running and nothing else", w.name, desc, d, n)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		t.Errorf("%s holds containers %v %s after the case, want %d running and nothing else", w.name, desc, d, n)
 	}
 }
 
-// status reads a field (VmHWM, VmRSS) of the worker's /proc status, in
-// bytes.
-func (w *workerProc) status(t *testing.T, field string) int64 {
+// memory reads the worker's resident set size and its peak (VmRSS,
+// VmHWM), in bytes.
+func (w *workerProc) memory(t *testing.T) (rss, peak int64) {
 	t.Helper()
-	return procStatus(t, fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid), field)
-}
-
-func procStatus(t *testing.T, path, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(path)
+	rss, peak, err := w.Memory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(rest)
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no %s in %s", field, path)
-	return 0
+	return rss, peak
 }
 
 // metric reads a metric without labels from the worker's /metrics.
 func (w *workerProc) metric(t *testing.T, name string) (float64, bool) {
 	t.Helper()
-	body, _, err := httpGet("http://" + w.metricsAddr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := w.Metric(ctx, name)
+	return v, err == nil
 }
 
 // healthz returns the worker's /healthz status code and body.
 func (w *workerProc) healthz() (int, string) {
-	body, code, err := httpGet("http://" + w.metricsAddr + "/healthz")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code, body, err := w.Healthz(ctx)
 	if err != nil {
 		return 0, err.Error()
 	}
-	return code, strings.TrimSpace(body)
-}
-
-func httpGet(url string) (string, int, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), resp.StatusCode, err
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return code, body
 }
 
 // ownedContainers lists the containers, running or not, labelled with
@@ -584,13 +451,7 @@ func removeOwned(dc *client.Client, owner string) int {
 	return len(list)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return harness.Tail(s, n) }
 
 // inProcessWorker is a worker.Worker in the test process, for what the
 // CLI cannot configure (a small MaxPayloadBytes).

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execq/execq/internal/harness"
 	"github.com/execq/execq/tasks"
 )
 
@@ -406,7 +407,8 @@ type floodProbe struct {
 // flood case.
 func (f *floodProbe) before(t *testing.T, e *env, w *workerProc) {
 	t.Helper()
-	f.hwm0, f.redis0 = w.status(t, "VmHWM"), redisUsedMemory(t, e)
+	_, f.hwm0 = w.memory(t)
+	f.redis0 = redisUsedMemory(t, e)
 }
 
 // stream checks one output stream of res: kept == capBytes of fill bytes,
@@ -453,7 +455,7 @@ func (f *floodProbe) costs(t *testing.T, c *caseRecord, e *env, w *workerProc, r
 	kept := int64(len(res.Stdout) + len(res.Stderr))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	hwm, rss := w.status(t, "VmHWM"), w.status(t, "VmRSS")
+	rss, hwm := w.memory(t)
 	streamMem, _ := e.rc.MemoryUsage(ctx, tasks.Keys{}.Stream(res.ExecutionID), 0).Result()
 	resultMem, _ := e.rc.MemoryUsage(ctx, tasks.Keys{}.Result(res.ExecutionID), 0).Result()
 	taskMem, _ := e.rc.MemoryUsage(ctx, "asynq:{default}:t:"+res.ExecutionID, 0).Result()
@@ -491,18 +493,11 @@ func redisUsedMemory(t *testing.T, e *env) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := e.rc.Info(ctx, "memory").Result()
+	n, err := harness.UsedMemory(ctx, e.rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no used_memory in INFO memory")
-	return 0
+	return n
 }
 
 // withGVisor adds the statuses a case may also end with under gVisor.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -740,7 +741,7 @@ func TestDashboardRefusesCrossSiteRequests(t *testing.T) {
 	startWorker(t, e, workerOpts{label: "csrf", poolSize: 1})
 	c := track(t, "dashboard", false)
 	e.run(t, tasks.ExecRequest{Cmd: []string{"echo", "secret-payload"}})
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	dash := execqCommand(t, e, "dashboard", "--addr", addr)
 	if err := dash.Start(); err != nil {
 		t.Fatal(err)
@@ -756,13 +757,7 @@ func TestDashboardRefusesCrossSiteRequests(t *testing.T) {
 		code, _ := strconv.Atoi(string(out))
 		return code
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for curl(base) != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("the dashboard does not answer")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, 100*time.Millisecond, "the dashboard answers", func() bool { return curl(base) == 200 })
 	if code := curl("-X", "POST", "-H", "Origin: http://evil.example", "-H", "Sec-Fetch-Site: cross-site", base+":pause"); code != 403 {
 		t.Errorf("a cross-site POST to pause the queue: %d, want 403", code)
 	}

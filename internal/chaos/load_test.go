@@ -116,7 +116,7 @@ func TestLoad(t *testing.T) {
 
 	// Both workers stop and leave no container behind.
 	for _, w := range workers {
-		if !w.stop(time.Minute) {
+		if !w.Stop(time.Minute) {
 			t.Errorf("%s did not stop within a minute of SIGTERM", w.name)
 		}
 		if left := ownedContainers(t, e.docker, w.name); len(left) > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -116,16 +117,12 @@ func TestHostileRequests(t *testing.T) {
 			if res.Attempt > 1 {
 				t.Errorf("attempt %d, want 0 or 1", res.Attempt)
 			}
-			if n := countType(e.events(t, id), tasks.EventStarted); n != 0 {
+			if n := testutil.CountEvents(e.events(t, id), tasks.EventStarted); n != 0 {
 				t.Errorf("the stream has %d started events: something ran", n)
 			}
 			// The result is stored before the handler returns, and asynq
 			// records the completion just after.
-			info := e.taskInfo(t, "default", id)
-			for deadline := time.Now().Add(10 * time.Second); info.State == asynq.TaskStateActive && time.Now().Before(deadline); {
-				time.Sleep(20 * time.Millisecond)
-				info = e.taskInfo(t, "default", id)
-			}
+			info := waitSettled(t, e, id)
 			if info.Retried != 0 || info.State != asynq.TaskStateCompleted {
 				t.Errorf("asynq task: state %s, retried %d, last error %q; want completed at the first try", info.State, info.Retried, info.LastErr)
 			}

@@ -4,8 +4,6 @@ package dashboard_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -32,7 +30,7 @@ func TestBrowserShowsExecution(t *testing.T) {
 	h, err := dashboard.New(dashboard.Config{
 		Redis:  r.Client,
 		Store:  rdb.New(r.Client, tasks.Keys{}, 0),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +63,7 @@ func finishedExecution(t *testing.T, ctx context.Context, r *testutil.Redis) str
 		Name:     "browser-test",
 		Image:    "demo",
 		PoolSize: 1,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:   testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

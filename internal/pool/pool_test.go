@@ -3,8 +3,6 @@ package pool_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/execq/execq/internal/pool"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/fake"
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -78,7 +77,7 @@ func setupWith(t *testing.T, adjust func(*fake.Runtime), cfg pool.Config) *testB
 	cfg.Owner = owner
 	cfg.OnReplace = rec.replaced
 	cfg.OnCreate = rec.created
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = testutil.Logger(t)
 	p, err := pool.New(rt, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +119,7 @@ func (b *testBundle) acquire(t *testing.T, img string) *pool.Lease {
 // background with no signal to wait on (removing containers).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, 2*time.Millisecond, what, cond)
 }
 
 func (b *testBundle) live(id string) bool { return slices.Contains(b.rt.Live(), id) }

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -81,7 +80,7 @@ func NewRuntime(t testing.TB, c *client.Client, name, owner string, opts Runtime
 	t.Helper()
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Engine
 	cfg.Owner = owner

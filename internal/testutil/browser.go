@@ -57,7 +57,7 @@ func StartBrowser(t testing.TB) *Browser {
 	profile := t.TempDir()
 	artifacts := t.ArtifactDir()
 
-	port := freePort(t)
+	port := FreePort(t)
 	cmd := exec.Command(driver, "--port="+strconv.Itoa(port), "--log-path="+filepath.Join(artifacts, "chromedriver.log"))
 	// Its own process group: Chromium and its helpers are ended with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

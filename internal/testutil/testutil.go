@@ -8,21 +8,21 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/execq/execq/internal/harness"
 )
 
 // SandboxImage is the image integration tests run commands in.
@@ -48,12 +48,7 @@ type Redis struct {
 	Addr   string
 	URL    string
 	Client *redis.Client
-	opts   RedisOptions
-	bin    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	dir    string
-	port   int
+	srv    *harness.RedisServer
 }
 
 // RedisOptions configure a test's redis-server.
@@ -74,84 +69,29 @@ func StartRedis(t testing.TB) *Redis {
 // StartRedisWith starts a redis-server as StartRedis does, with opts.
 func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	srv, err := harness.StartRedis(Context(t, time.Minute), harness.RedisConfig{Dir: t.TempDir(), AOF: opts.AOF})
+	if errors.Is(err, harness.ErrNoRedisServer) {
 		missing(t, "redis-server is not installed (apt-get install -y redis-server)")
 	}
-	r := &Redis{opts: opts, bin: bin, dir: t.TempDir(), port: freePort(t)}
-	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	r.URL = "redis://" + r.Addr + "/0"
-	r.Start(t)
-	r.Client = redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() {
-		r.Client.Close()
-		r.Stop()
-	})
-	return r
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return &Redis{Addr: srv.Addr, URL: srv.URL, Client: srv.Client, srv: srv}
 }
 
 // Start starts the server again after Stop, on the same port and
 // directory.
 func (r *Redis) Start(t testing.TB) {
 	t.Helper()
-	aof := "no"
-	if r.opts.AOF {
-		aof = "yes"
-	}
-	r.cmd = exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", r.dir,
-		"--maxmemory-policy", "noeviction", "--daemonize", "no",
-		"--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	r.exited = make(chan struct{})
-	cmd, exited := r.cmd, r.exited
-	go func() { _ = cmd.Wait(); close(exited) }()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.Stop()
-			t.Fatalf("redis-server on %s did not answer: %v", r.Addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := r.srv.Start(Context(t, time.Minute)); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Stop shuts the server down as SIGTERM does (with the AOF on, it keeps
 // the data), and kills it after 10s.
-func (r *Redis) Stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
-	r.cmd = nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func (r *Redis) Stop() { r.srv.Stop() }
 
 // Docker returns a client of the local engine, with the sandbox image
 // present (it is built from the repository's script when missing).
