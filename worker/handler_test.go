@@ -766,37 +766,36 @@ func (b *unitBundle) taskInfo(t *testing.T, id string) *asynq.TaskInfo {
 }
 
 // An execution left active by a worker that crashed (its lease expired)
-// is run by another worker without waiting for asynq's own recovery.
+// is run by another worker without waiting for asynq's own recovery, and
+// not before its lease has expired plus the recoverer's margin.
 func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
 	t.Parallel()
 	id := "orphaned-" + fmt.Sprint(time.Now().UnixNano())
+	var lease time.Time
 	b := setupUnit(t, unitOptions{before: func(b *unitBundle) {
 		b.submit(t, tasks.ExecRequest{ID: id, Cmd: []string{"echo", "recovered"}})
-		// What asynq's dequeue does, for a worker that then died: the task
-		// is active, its lease expired 10s ago. (asynq's own recoverer
-		// takes tasks whose lease expired 30s ago, at start and every
-		// minute.)
-		c := b.redis
-		if err := c.LMove(b.ctx, "asynq:{default}:pending", "asynq:{default}:active", "RIGHT", "LEFT").Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.HSet(b.ctx, "asynq:{default}:t:"+id, "state", "active").Err(); err != nil {
-			t.Fatal(err)
-		}
-		lease := redis.Z{Score: float64(time.Now().Add(-10 * time.Second).Unix()), Member: id}
-		if err := c.ZAdd(b.ctx, "asynq:{default}:lease", lease).Err(); err != nil {
-			t.Fatal(err)
+		var claimed string
+		claimed, lease = claimedByACrashedWorker(t, b.redis, b.mr.Addr(), "default")
+		if claimed != id {
+			t.Fatalf("the crashed worker claimed %s, want %s", claimed, id)
 		}
 	}})
-	// asynq alone would take a minute.
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	// asynq alone takes the task back 30s after its lease expired, at a
+	// pass of its recoverer that runs every minute.
+	ctx, cancel := context.WithDeadline(b.ctx, lease.Add(20*time.Second))
 	defer cancel()
 	res, err := b.producer.Wait(ctx, id)
 	if err != nil {
-		t.Fatalf("the orphaned execution: %v", err)
+		t.Fatalf("the orphaned execution, its lease expired at %s: %v", lease.Format(time.TimeOnly), err)
 	}
 	if res.Status != tasks.StatusSucceeded || res.Stdout != "recovered\n" || res.Worker != b.name {
 		t.Errorf("status %s stdout %q worker %q", res.Status, res.Stdout, res.Worker)
+	}
+	// Never while the lease may still be renewed: not before it expired
+	// plus the recoverer's 5s margin for clock skew.
+	if earliest := lease.Add(5 * time.Second); res.StartedAt.Before(earliest) {
+		t.Errorf("the execution started again at %s, before its lease (%s) expired plus the 5s margin",
+			res.StartedAt.Format(time.StampMilli), lease.Format(time.StampMilli))
 	}
 }
 
