@@ -19,11 +19,13 @@ import (
 // a retry included, does not run the command.
 //
 // It returns ErrFinished when the execution already has its result, and
-// ErrNotFound when no such execution was submitted.
+// ErrNotFound when no such execution was submitted. Any other error is a
+// failure of Redis, saying what Cancel was doing; the execution may then
+// not be canceled, and Cancel may be called again.
 func (c *Client) Cancel(ctx context.Context, id string) error {
 	done, err := c.store.HasResult(ctx, id)
 	if err != nil {
-		return err
+		return fmt.Errorf("cancel %s: %w", id, err)
 	}
 	if done {
 		return fmt.Errorf("cancel %s: %w", id, ErrFinished)
@@ -33,28 +35,20 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 		return fmt.Errorf("cancel %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("cancel %s: %w", id, err)
 	}
 	if err := c.store.MarkCanceled(ctx, id); err != nil {
-		return err
+		return fmt.Errorf("cancel %s: %w", id, err)
 	}
 	if err := c.inspector.DeleteTask(queue, id); err != nil {
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			// Gone already: finished, or its worker finishes it.
 			return nil
 		}
-		info, ierr := c.inspector.GetTaskInfo(queue, id)
-		switch {
-		case errors.Is(ierr, asynq.ErrTaskNotFound):
+		if c.runningOrEnded(ctx, queue, id) {
 			return nil
-		case ierr != nil:
-			return fmt.Errorf("cancel %s: remove it from queue %q: %w", id, queue, err)
-		case info.State == asynq.TaskStatePending, info.State == asynq.TaskStateScheduled, info.State == asynq.TaskStateRetry:
-			// Still waiting: the removal should have worked.
-			return fmt.Errorf("cancel %s: remove it from queue %q: %w", id, queue, err)
 		}
-		// Running (its worker sees the mark and kills it) or done.
-		return nil
+		return fmt.Errorf("cancel %s: remove it from queue %q: %w", id, queue, err)
 	}
 	if _, err := c.store.Finalize(ctx, &tasks.Result{
 		ExecutionID: id,
@@ -63,7 +57,27 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 		Error:       "canceled before it started",
 		FinishedAt:  time.Now().UTC(),
 	}); err != nil {
-		return err
+		return fmt.Errorf("cancel %s: %w", id, err)
 	}
-	return c.store.RemovePending(ctx, id)
+	if err := c.store.RemovePending(ctx, id); err != nil {
+		return fmt.Errorf("cancel %s: %w", id, err)
+	}
+	return nil
+}
+
+// runningOrEnded reports whether the execution id, whose task asynq did
+// not delete, is running (its worker sees the cancel mark and kills it) or
+// ended meanwhile. asynq refuses to delete a running task with an error
+// that errors.Is cannot tell from a failure of Redis; the task's state and
+// the execution's result can.
+func (c *Client) runningOrEnded(ctx context.Context, queue, id string) bool {
+	info, err := c.inspector.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		return true
+	case err == nil && info.State == asynq.TaskStateActive:
+		return true
+	}
+	done, err := c.store.HasResult(ctx, id)
+	return err == nil && done
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/internal/testutil"
 )
 
 // The child process of claimedByACrashedWorker is this test binary, run
@@ -86,25 +86,13 @@ func claimedByACrashedWorker(t *testing.T, client *redis.Client, addr, queue str
 }
 
 // TestCrashingWorkerProcess is the child process of claimedByACrashedWorker,
-// and does nothing in a test run: an asynq server that claims a task,
-// says so on stdout, and holds it until it is killed.
+// and does nothing in a test run: a real asynq server claims a task, the
+// process says so on stdout, and holds it until it is killed.
 func TestCrashingWorkerProcess(t *testing.T) {
 	addr, queue := os.Getenv(crashRedisEnv), os.Getenv(crashQueueEnv)
 	if addr == "" {
 		return
 	}
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{
-		Concurrency:       1,
-		Queues:            map[string]int{queue: 1},
-		TaskCheckInterval: 10 * time.Millisecond,
-		LogLevel:          asynq.ErrorLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(tasks.TypeExec, func(ctx context.Context, task *asynq.Task) error {
-		fmt.Println(claimedPrefix + task.ResultWriter().TaskID())
-		select {}
-	})
-	if err := srv.Run(mux); err != nil {
-		t.Fatal(err)
-	}
+	fmt.Println(claimedPrefix + testutil.ClaimTask(t, addr, queue))
+	select {}
 }
