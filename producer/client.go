@@ -7,6 +7,7 @@ package producer
 import (
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -84,7 +85,17 @@ func New(client redis.UniversalClient, opts Options) *Client {
 func Dial(url string, opts Options) (*Client, error) {
 	ropts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %q: %w", url, err)
+		// Neither the URL nor url.Parse's error, which quotes it, may show
+		// a password.
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		shown := "(not a URL)"
+		if u, perr := neturl.Parse(url); perr == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("redis url %s: %w", shown, err)
 	}
 	c := New(redis.NewClient(ropts), opts)
 	c.ownsRedis = true

@@ -30,6 +30,9 @@ redis-server and real worker processes, prints a markdown table and writes the
 figures as JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("redis") {
+				return exitWith(exitExecqFailed, "bench starts a redis-server of its own; it takes no --redis")
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err

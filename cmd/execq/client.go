@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,36 +12,31 @@ import (
 	"github.com/execq/execq/tasks"
 )
 
-func newSubmitCommand() *cobra.Command {
-	var (
-		redisURL string
-		req      requestFlags
-	)
+func newSubmitCommand(rf *redisFlag) *cobra.Command {
+	var req requestFlags
 	cmd := &cobra.Command{
 		Use:   "submit [flags] -- CMD [ARG...]",
 		Short: "Submit a command and print its execution ID",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, _, id, err := submit(cmd, redisURL, &req, args)
+			s, err := submit(cmd, rf.url, &req, args)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
-			fmt.Println(id)
+			defer s.close()
+			fmt.Fprintln(cmd.OutOrStdout(), s.id)
 			return nil
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	req.register(cmd.Flags())
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
 
-func newTailCommand() *cobra.Command {
+func newTailCommand(rf *redisFlag) *cobra.Command {
 	var (
-		redisURL string
-		from     string
-		events   bool
+		from   string
+		events bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail ID",
@@ -57,26 +51,23 @@ ID that --from takes to resume after it:
 data is the event's text, or dataBase64 when it is not valid UTF-8.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := dial(redisURL)
+			client, closeClient, err := dialClient(rf.url)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
-			opts := followOptions{printOutput: !events, printEvents: events, from: from, status: newStatusLine(!events)}
+			defer closeClient()
+			opts := newFollowOptions(cmd, !events)
+			opts.printOutput, opts.printEvents, opts.from = !events, events, from
 			return follow(cmd.Context(), client, args[0], opts)
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	cmd.Flags().StringVar(&from, "from", "", "resume after this stream entry ID")
 	cmd.Flags().BoolVar(&events, "events", false, "print each event as a JSON line with its stream ID, instead of the output")
 	return cmd
 }
 
-func newResultCommand() *cobra.Command {
-	var (
-		redisURL string
-		wait     time.Duration
-	)
+func newResultCommand(rf *redisFlag) *cobra.Command {
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "result ID",
 		Short: "Print an execution's result as JSON",
@@ -84,11 +75,11 @@ func newResultCommand() *cobra.Command {
 result yet; with --wait it waits up to that long for one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := dial(redisURL)
+			client, closeClient, err := dialClient(rf.url)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
+			defer closeClient()
 			ctx := cmd.Context()
 			var res *tasks.Result
 			if wait > 0 {
@@ -109,26 +100,24 @@ result yet; with --wait it waits up to that long for one.`,
 			case err != nil:
 				return exitWith(exitExecqFailed, "%v", err)
 			}
-			return printJSON(os.Stdout, res)
+			return printJSON(cmd.OutOrStdout(), res)
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the result")
 	return cmd
 }
 
-func newCancelCommand() *cobra.Command {
-	var redisURL string
+func newCancelCommand(rf *redisFlag) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel an execution, queued or running",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := dial(redisURL)
+			client, closeClient, err := dialClient(rf.url)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
+			defer closeClient()
 			err = client.Cancel(cmd.Context(), args[0])
 			switch {
 			case errors.Is(err, producer.ErrFinished):
@@ -138,10 +127,9 @@ func newCancelCommand() *cobra.Command {
 			case err != nil:
 				return exitWith(exitExecqFailed, "%v", err)
 			}
-			fmt.Fprintf(os.Stderr, "execq: %s canceled\n", args[0])
+			fmt.Fprintf(cmd.ErrOrStderr(), "execq: %s canceled\n", args[0])
 			return nil
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	return cmd
 }

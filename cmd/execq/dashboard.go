@@ -87,11 +87,8 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	return stop, nil
 }
 
-func newDashboardCommand() *cobra.Command {
-	var (
-		redisURL string
-		f        dashboardFlags
-	)
+func newDashboardCommand(rf *redisFlag) *cobra.Command {
+	var f dashboardFlags
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Serve the asynqmon dashboard and queue metrics",
@@ -101,11 +98,10 @@ the queues under /metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			ropts, err := redis.ParseURL(redisURL)
+			client, err := dialRedis(rf.url)
 			if err != nil {
-				return fmt.Errorf("--redis %q: %w", redisURL, err)
+				return err
 			}
-			client := redis.NewClient(ropts)
 			defer client.Close()
 			reg := metrics.NewRegistry()
 			if err := reg.Register(metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(client))); err != nil {
@@ -127,7 +123,6 @@ the queues under /metrics.`,
 			return nil
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	f.register(cmd.Flags(), "addr")
 	return cmd
 }

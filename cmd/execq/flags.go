@@ -18,18 +18,6 @@ import (
 	"github.com/execq/execq/tasks"
 )
 
-// defaultRedisURL is where clients and workers look for Redis unless told.
-const defaultRedisURL = "redis://127.0.0.1:6379/0"
-
-// redisFlag adds --redis, defaulting to EXECQ_REDIS_URL.
-func redisFlag(fs *pflag.FlagSet, url *string) {
-	def := os.Getenv("EXECQ_REDIS_URL")
-	if def == "" {
-		def = defaultRedisURL
-	}
-	fs.StringVar(url, "redis", def, "Redis URL (env EXECQ_REDIS_URL)")
-}
-
 // requestFlags are the flags that describe an execution, shared by run and
 // submit.
 type requestFlags struct {
@@ -64,7 +52,7 @@ func (f *requestFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.stdin, "stdin", false, "give this process's standard input to the command")
 }
 
-func (f *requestFlags) request(cmd []string, stdin *os.File) (tasks.ExecRequest, error) {
+func (f *requestFlags) request(cmd []string, stdin io.Reader) (tasks.ExecRequest, error) {
 	req := tasks.ExecRequest{
 		ID:      f.id,
 		Queue:   f.queue,

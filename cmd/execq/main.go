@@ -4,8 +4,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -25,20 +27,30 @@ func exitWith(code int, format string, args ...any) error {
 }
 
 func main() {
+	os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// execute runs the command line args and returns the exit code of the
+// process, having said on stderr why when it is execq's own.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
-	err := root.Execute()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return
+		return 0
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "execq:", ee.msg)
+			fmt.Fprintln(stderr, "execq:", ee.msg)
 		}
-		os.Exit(ee.code)
+		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "execq:", err)
-	os.Exit(exitExecqFailed)
+	fmt.Fprintln(stderr, "execq:", err)
+	return exitExecqFailed
 }
 
 func newRootCommand() *cobra.Command {
@@ -53,15 +65,17 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var rf redisFlag
+	rf.register(root.PersistentFlags())
 	root.AddCommand(
-		newWorkerCommand(),
-		newRunCommand(),
-		newSubmitCommand(),
-		newTailCommand(),
-		newResultCommand(),
-		newCancelCommand(),
-		newDashboardCommand(),
-		newUpCommand(),
+		newWorkerCommand(&rf),
+		newRunCommand(&rf),
+		newSubmitCommand(&rf),
+		newTailCommand(&rf),
+		newResultCommand(&rf),
+		newCancelCommand(&rf),
+		newDashboardCommand(&rf),
+		newUpCommand(&rf),
 		newBenchCommand(),
 	)
 	return root

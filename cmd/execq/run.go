@@ -23,9 +23,8 @@ import (
 	"github.com/execq/execq/tasks"
 )
 
-func newRunCommand() *cobra.Command {
+func newRunCommand(rf *redisFlag) *cobra.Command {
 	var (
-		redisURL  string
 		req       requestFlags
 		asJSON    bool
 		outputDir string
@@ -41,22 +40,17 @@ when the memory limit killed it, and 125 when execq could not run it.
 Ctrl-C cancels the execution.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, r, id, err := submit(cmd, redisURL, &req, args)
+			s, err := submit(cmd, rf.url, &req, args)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
-			return follow(cmd.Context(), client, id, followOptions{
-				printOutput: !asJSON,
-				printJSON:   asJSON,
-				collectTo:   outputDir,
-				collect:     r.Collect,
-				force:       force,
-				status:      newStatusLine(!asJSON),
-			})
+			defer s.close()
+			opts := newFollowOptions(cmd, !asJSON)
+			opts.printOutput, opts.printJSON = !asJSON, asJSON
+			opts.collectTo, opts.collect, opts.force = outputDir, s.req.Collect, force
+			return follow(cmd.Context(), s.client, s.id, opts)
 		},
 	}
-	redisFlag(cmd.Flags(), &redisURL)
 	req.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result JSON instead of the output")
 	cmd.Flags().StringVar(&outputDir, "output-dir", "", "where collected files are written (default a new directory ./execq-ID)")
@@ -65,37 +59,37 @@ Ctrl-C cancels the execution.`,
 	return cmd
 }
 
-// dial connects to Redis; a failure ends execq with 125.
-func dial(url string) (*producer.Client, error) {
-	client, err := producer.Dial(url, producer.Options{})
-	if err != nil {
-		return nil, exitWith(exitExecqFailed, "%v", err)
-	}
-	return client, nil
+// submission is an execution submitted, and the client that submitted it.
+type submission struct {
+	client *producer.Client
+	close  func()
+	req    tasks.ExecRequest
+	id     string
 }
 
 // submit builds the request the flags and args describe and submits it;
-// a failure ends execq with 125. The caller closes the client.
-func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) (*producer.Client, tasks.ExecRequest, string, error) {
-	req, err := flags.request(argsAfterDash(cmd, args), os.Stdin)
+// a failure ends execq with 125. The caller closes the submission.
+func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) (*submission, error) {
+	req, err := flags.request(argsAfterDash(cmd, args), cmd.InOrStdin())
 	if err != nil {
-		return nil, req, "", exitWith(exitExecqFailed, "%v", err)
+		return nil, exitWith(exitExecqFailed, "%v", err)
 	}
-	client, err := dial(url)
+	client, closeClient, err := dialClient(url)
 	if err != nil {
-		return nil, req, "", err
+		return nil, err
 	}
 	id, err := client.Submit(cmd.Context(), req)
 	if err != nil {
-		client.Close()
-		return nil, req, "", exitWith(exitExecqFailed, "%v", err)
+		closeClient()
+		return nil, exitWith(exitExecqFailed, "%v", err)
 	}
-	return client, req, id, nil
+	return &submission{client: client, close: closeClient, req: req, id: id}, nil
 }
 
 type followOptions struct {
-	printOutput bool
-	printJSON   bool
+	stdout, stderr io.Writer
+	printOutput    bool
+	printJSON      bool
 	// printEvents prints each event as a JSON line with its stream ID.
 	printEvents bool
 	collect     []string // the request's collect globs
@@ -103,6 +97,13 @@ type followOptions struct {
 	force       bool
 	from        string
 	status      *statusLine
+}
+
+// newFollowOptions writes to cmd's stdout and stderr, with a status line
+// when status is on and both are terminals.
+func newFollowOptions(cmd *cobra.Command, status bool) followOptions {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	return followOptions{stdout: stdout, stderr: stderr, status: newStatusLine(status, stdout, stderr)}
 }
 
 // follow prints an execution's output until it exits and returns the exit
@@ -124,7 +125,7 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 		err := client.Cancel(cctx, id)
 		cancel()
 		if err != nil && !errors.Is(err, producer.ErrFinished) {
-			fmt.Fprintln(os.Stderr, "execq: cancel:", err)
+			fmt.Fprintln(opts.stderr, "execq: cancel:", err)
 		}
 		select {
 		case <-signals:
@@ -149,7 +150,7 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			return exitWith(exitExecqFailed, "%v", err)
 		}
 		if opts.printEvents {
-			if err := printEvent(os.Stdout, ev); err != nil {
+			if err := printEvent(opts.stdout, ev); err != nil {
 				return exitWith(exitExecqFailed, "write stdout: %v", err)
 			}
 		}
@@ -161,14 +162,14 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 		case tasks.EventStdout:
 			status.clear()
 			if opts.printOutput {
-				if _, err := os.Stdout.Write(ev.Data); err != nil {
+				if _, err := opts.stdout.Write(ev.Data); err != nil {
 					return exitWith(exitExecqFailed, "write stdout: %v", err)
 				}
 			}
 		case tasks.EventStderr:
 			status.clear()
 			if opts.printOutput {
-				_, _ = os.Stderr.Write(ev.Data)
+				_, _ = opts.stderr.Write(ev.Data)
 			}
 		case tasks.EventExit:
 			status.clear()
@@ -184,10 +185,10 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			return exitWith(exitExecqFailed, "%v", err)
 		}
 		if truncated {
-			sayTruncated(res)
+			sayTruncated(opts.stderr, res)
 		}
 		if opts.printJSON {
-			if err := printJSON(os.Stdout, res); err != nil {
+			if err := printJSON(opts.stdout, res); err != nil {
 				return exitWith(exitExecqFailed, "%v", err)
 			}
 		}
@@ -229,7 +230,7 @@ func printEvent(w io.Writer, ev tasks.Event) error {
 
 // sayTruncated tells on stderr which streams the output cap cut, and by
 // how much: what was printed is not all the command wrote.
-func sayTruncated(res *tasks.Result) {
+func sayTruncated(w io.Writer, res *tasks.Result) {
 	for _, st := range []struct {
 		name      string
 		cut       bool
@@ -239,7 +240,7 @@ func sayTruncated(res *tasks.Result) {
 		{"stderr", res.StderrTruncated, int64(len(res.Stderr)), res.StderrBytes},
 	} {
 		if st.cut {
-			fmt.Fprintf(os.Stderr, "execq: %s truncated: printed %s of %s; --max-output raises the cap\n",
+			fmt.Fprintf(w, "execq: %s truncated: printed %s of %s; --max-output raises the cap\n",
 				st.name, units.BytesSize(float64(st.kept)), units.BytesSize(float64(st.all)))
 		}
 	}
@@ -273,7 +274,7 @@ func writeCollected(id string, opts followOptions, files []tasks.CollectedFile) 
 	var returned []tasks.CollectedFile
 	for _, f := range files {
 		if f.Error != "" {
-			fmt.Fprintf(os.Stderr, "execq: %q: %s\n", f.Path, printable(f.Error))
+			fmt.Fprintf(opts.stderr, "execq: %q: %s\n", f.Path, printable(f.Error))
 			continue
 		}
 		returned = append(returned, f)
@@ -293,7 +294,7 @@ func writeCollected(id string, opts followOptions, files []tasks.CollectedFile) 
 		return exitWith(exitExecqFailed, "%v", err)
 	}
 	for _, s := range skipped {
-		fmt.Fprintf(os.Stderr, "execq: %q not written: %s\n", filepath.Join(dir, s.Path), printable(s.Reason))
+		fmt.Fprintf(opts.stderr, "execq: %q not written: %s\n", filepath.Join(dir, s.Path), printable(s.Reason))
 	}
 	if len(skipped) > 0 {
 		return exitWith(exitExecqFailed, "%d collected files not written into %s", len(skipped), dir)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/execq/execq/tasks"
@@ -13,18 +14,23 @@ import (
 // with the output. It shows nothing when stdout or stderr is not a
 // terminal. A nil *statusLine shows nothing.
 type statusLine struct {
+	w      io.Writer
 	shown  bool
 	output bool // the command's output has begun
 }
 
-func newStatusLine(enabled bool) *statusLine {
-	if !enabled || !isTerminal(os.Stdout) || !isTerminal(os.Stderr) {
+func newStatusLine(enabled bool, stdout, stderr io.Writer) *statusLine {
+	if !enabled || !isTerminal(stdout) || !isTerminal(stderr) {
 		return nil
 	}
-	return &statusLine{}
+	return &statusLine{w: stderr}
 }
 
-func isTerminal(f *os.File) bool {
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
@@ -34,7 +40,7 @@ func (s *statusLine) show(format string, args ...any) {
 	if s == nil || s.output {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "\r\033[Kexecq: "+format, args...)
+	fmt.Fprintf(s.w, "\r\033[Kexecq: "+format, args...)
 	s.shown = true
 }
 
@@ -45,7 +51,7 @@ func (s *statusLine) started(d tasks.StartedData) {
 		return
 	}
 	if d.Attempt > 1 && s.output {
-		fmt.Fprintf(os.Stderr, "\nexecq: attempt %d started on %s; the last one was interrupted\n", d.Attempt, d.Worker)
+		fmt.Fprintf(s.w, "\nexecq: attempt %d started on %s; the last one was interrupted\n", d.Attempt, d.Worker)
 		return
 	}
 	s.show("running on %s (container %s, attempt %d)", d.Worker, d.Container, d.Attempt)
@@ -57,7 +63,7 @@ func (s *statusLine) clear() {
 		return
 	}
 	if s.shown {
-		fmt.Fprint(os.Stderr, "\r\033[K")
+		fmt.Fprint(s.w, "\r\033[K")
 		s.shown = false
 	}
 	s.output = true

@@ -15,7 +15,7 @@ import (
 	"github.com/execq/execq/internal/dashboard"
 )
 
-func newUpCommand() *cobra.Command {
+func newUpCommand(rf *redisFlag) *cobra.Command {
 	var (
 		wf           workerFlags
 		df           dashboardFlags
@@ -41,8 +41,8 @@ run looks at by default.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
-			url := wf.redisURL
-			if !cmd.Flags().Changed("redis") && os.Getenv("EXECQ_REDIS_URL") == "" {
+			url := rf.url
+			if !rf.given(cmd) {
 				local, err := startLocalRedis(ctx, embeddedAddr, dataDir, log)
 				if err != nil {
 					return err
@@ -50,16 +50,14 @@ run looks at by default.`,
 				defer local.stop()
 				url = local.url
 			}
-			ropts, err := redis.ParseURL(url)
+			client, err := dialRedis(url)
 			if err != nil {
-				return fmt.Errorf("--redis %q: %w", url, err)
-			}
-			client := redis.NewClient(ropts)
-			defer client.Close()
-			if err := waitForRedis(ctx, client, log, redactURL(url)); err != nil {
 				return err
 			}
-			wf.redisURL = url
+			defer client.Close()
+			if err := waitForRedis(ctx, client, log, redacted(url)); err != nil {
+				return err
+			}
 			w, reg, err := wf.build(client, log)
 			if err != nil {
 				return err
@@ -82,9 +80,9 @@ run looks at by default.`,
 			}
 			redisArg := ""
 			if url != defaultRedisURL || os.Getenv("EXECQ_REDIS_URL") != "" {
-				redisArg = " --redis " + redactURL(url)
+				redisArg = " --redis " + redacted(url)
 			}
-			fmt.Printf(`execq is up.
+			fmt.Fprintf(cmd.OutOrStdout(), `execq is up.
   Redis:     %s
   Dashboard: http://%s%s/
   Metrics:   http://%s/metrics
@@ -92,7 +90,7 @@ Try, in another terminal:
   %s run%s -- sh -c 'echo hi; exit 3'
   %s submit%s -- sh -c 'sleep 1; echo done'    # prints an ID
   %s tail%s ID
-`, redactURL(url), df.addr, dashboard.RootPath, df.addr, self, redisArg, self, redisArg, self, redisArg)
+`, redacted(url), df.addr, dashboard.RootPath, df.addr, self, redisArg, self, redisArg, self, redisArg)
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wf.shutdownTimeout+30*time.Second)
 			defer cancel()

@@ -8,7 +8,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -27,7 +26,6 @@ import (
 
 // workerFlags configure a worker; `execq up` shares them.
 type workerFlags struct {
-	redisURL        string
 	name            string
 	image           string
 	poolSize        int
@@ -62,7 +60,6 @@ type workerFlags struct {
 }
 
 func (f *workerFlags) register(fs *pflag.FlagSet) {
-	redisFlag(fs, &f.redisURL)
 	fs.StringVar(&f.name, "name", "", "worker name in results, logs and container labels (default host-pid-random)")
 	fs.StringVar(&f.image, "image", worker.DefaultImage, "default sandbox image, kept warm")
 	fs.IntVar(&f.poolSize, "pool-size", 4, "containers kept warm")
@@ -205,7 +202,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 	return w, reg, err
 }
 
-func newWorkerCommand() *cobra.Command {
+func newWorkerCommand(rf *redisFlag) *cobra.Command {
 	var f workerFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -221,11 +218,10 @@ worker's containers are removed.`,
 			if err != nil {
 				return err
 			}
-			ropts, err := redis.ParseURL(f.redisURL)
+			rdb, err := dialRedis(rf.url)
 			if err != nil {
-				return fmt.Errorf("--redis %q: %w", f.redisURL, err)
+				return err
 			}
-			rdb := redis.NewClient(ropts)
 			defer rdb.Close()
 			w, reg, err := f.build(rdb, log)
 			if err != nil {
@@ -248,7 +244,7 @@ worker's containers are removed.`,
 				}
 				defer stopHTTP()
 			}
-			if err := waitForRedis(ctx, rdb, log, redactURL(f.redisURL)); err != nil {
+			if err := waitForRedis(ctx, rdb, log, redacted(rf.url)); err != nil {
 				return err
 			}
 			return w.Run(ctx)
@@ -277,14 +273,4 @@ func waitForRedis(ctx context.Context, rdb redis.UniversalClient, log *slog.Logg
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-}
-
-// redactURL hides a password in a Redis URL for logs.
-func redactURL(url string) string {
-	if at := strings.LastIndex(url, "@"); at >= 0 {
-		if scheme := strings.Index(url, "://"); scheme >= 0 && scheme < at {
-			return url[:scheme+3] + "***" + url[at:]
-		}
-	}
-	return url
 }
