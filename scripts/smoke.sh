@@ -2,9 +2,12 @@
 # The README's first steps, checked: a worker against a real redis-server,
 # then `execq up` with a redis-server of its own; each must run
 # `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3; the first also
-# says when output is cut and resumes a tail from an event's ID.
+# says when output is cut, resumes a tail from an event's ID, and runs the
+# examples of the README's "Using it" section as written.
 set -eu
 bin="${1:-bin/execq}"
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+readme="$(cd "$(dirname "$0")/.." && pwd)/README.md"
 tmp="$(mktemp -d)"
 pids=""
 cleanup() {
@@ -65,6 +68,121 @@ check_tail() {
 	fi
 }
 
+# The README's "Using it" section, up to the next section.
+readme_section() {
+	awk '/^## Using it$/ { on = 1; next } on && /^## / { exit } on' "$readme"
+}
+
+# Each flag of the section's synopsis (its sh block) is one that its
+# command lists in --help.
+check_synopsis() {
+	readme_section | awk '/^```sh$/ { on = 1; next } on && /^```$/ { exit } on' >"$tmp/synopsis"
+	[ -s "$tmp/synopsis" ] || { echo "smoke: no synopsis in the README's Using it section" >&2; exit 1; }
+	while IFS= read -r line; do
+		case "$line" in
+		"execq "*) cmd="$(echo "$line" | awk '{ print $2 }')" ;;
+		esac
+		help="$("$bin" "$cmd" --help)"
+		for flag in $(printf '%s\n' "$line" | sed 's/#.*//' | grep -o -- '--[a-z][a-z-]*' || true); do
+			if ! printf '%s\n' "$help" | grep -Eq -- "^ +(-[a-zA-Z], )?$flag( |\$)"; then
+				echo "smoke: the README's synopsis gives execq $cmd $flag, which execq $cmd --help does not list" >&2
+				exit 1
+			fi
+		done
+	done <"$tmp/synopsis"
+}
+
+# Whether the output in file $2 is what file $1 expects: the same lines,
+# where "..." in an expected line stands for anything.
+output_matches() {
+	awk -v want="$1" -v got="$2" 'BEGIN {
+		while ((getline line < want) > 0) w[nw++] = line
+		while ((getline line < got) > 0) g[ng++] = line
+		if (nw != ng) exit 1
+		for (i = 0; i < nw; i++) {
+			p = index(w[i], "...")
+			if (p == 0) { if (w[i] != g[i]) exit 1; continue }
+			head = substr(w[i], 1, p - 1); rest = substr(w[i], p + 3)
+			if (length(g[i]) < length(head) + length(rest)) exit 1
+			if (substr(g[i], 1, length(head)) != head) exit 1
+			if (substr(g[i], length(g[i]) - length(rest) + 1) != rest) exit 1
+		}
+		exit 0
+	}'
+}
+
+# Runs the console examples of the README's "Using it" section as written,
+# one shell session in a directory of its own, with execq on the PATH and
+# EXECQ_REDIS_URL at url, and checks that each prints (stdout and stderr)
+# what the README shows after it.
+check_readme_examples() {
+	url="$1"
+	readme_section | awk '
+		/^```console$/ { on = 1; next }
+		on && /^```$/ { on = 0; next }
+		on && /^\$ / { print "$" substr($0, 3); next }
+		on { print ">" $0 }
+	' >"$tmp/examples"
+	n="$(grep -c '^\$' "$tmp/examples" || true)"
+	if [ "$n" -lt 10 ]; then
+		echo "smoke: $n console examples in the README's Using it section; want them all found" >&2
+		exit 1
+	fi
+	mkdir -p "$tmp/path" "$tmp/readme"
+	ln -sf "$bin" "$tmp/path/execq"
+	(
+		cd "$tmp/readme"
+		PATH="$tmp/path:$PATH"
+		EXECQ_REDIS_URL="$url"
+		export PATH EXECQ_REDIS_URL
+		set +e
+		rx_status=0 rx_cmd="" rx_prev=""
+		: >"$tmp/want"
+		# An example that exits non-zero is followed by one that shows it.
+		rx_status_shown() {
+			case "$1" in
+			'echo $?'*) ;;
+			*)
+				if [ "$rx_status" != 0 ]; then
+					echo "smoke: the README's example \$ $rx_prev exited $rx_status, which the README does not show" >&2
+					exit 1
+				fi
+				;;
+			esac
+		}
+		rx_run() {
+			[ -n "$rx_cmd" ] || return 0
+			rx_status_shown "$rx_cmd"
+			rx_prev="$rx_cmd"
+			# The example's $? is its predecessor's.
+			(exit "$rx_status")
+			eval "$rx_cmd" </dev/null >"$tmp/got" 2>&1
+			rx_status=$?
+			if ! output_matches "$tmp/want" "$tmp/got"; then
+				{
+					echo "smoke: the README's example \$ $rx_cmd"
+					echo "printed:"; cat "$tmp/got"
+					echo "the README shows:"; cat "$tmp/want"
+				} >&2
+				exit 1
+			fi
+			: >"$tmp/want"
+		}
+		while IFS= read -r rx_line; do
+			case "$rx_line" in
+			'$'*)
+				rx_run
+				rx_cmd="${rx_line#?}"
+				;;
+			*) printf '%s\n' "${rx_line#?}" >>"$tmp/want" ;;
+			esac
+		done <"$tmp/examples"
+		rx_run
+		rx_status_shown ""
+	)
+	echo "smoke: the README's $n examples of Using it: ok"
+}
+
 wait_ready() {
 	url="$1"
 	i=0
@@ -88,6 +206,8 @@ wait_ready "redis://127.0.0.1:$port/0"
 check_run "redis://127.0.0.1:$port/0"
 check_truncation "redis://127.0.0.1:$port/0"
 check_tail "redis://127.0.0.1:$port/0"
+check_synopsis
+check_readme_examples "redis://127.0.0.1:$port/0"
 echo "smoke: execq worker + redis-server: ok"
 
 port="$(free_port)"
