@@ -169,10 +169,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		return nil, nil, err
 	}
 	reg := metrics.NewRegistry()
-	observer, err := metrics.NewWorker(reg)
-	if err != nil {
-		return nil, nil, err
-	}
+	observer := metrics.NewWorker(reg)
 	cfg := worker.Config{
 		Redis:             rdb,
 		Name:              f.name,
