@@ -36,23 +36,23 @@ var (
 // Options configure a Client. Zero values mean the defaults.
 type Options struct {
 	// Queue is where executions go when a request names none. Defaults to
-	// "default".
+	// tasks.DefaultQueue.
 	Queue string
 	// KeyPrefix prefixes execq's Redis keys; it must match the workers'.
 	// Defaults to "execq".
 	KeyPrefix string
 	// Retention is how long a finished execution's task is kept, during
 	// which a Submit with the same ID does nothing; it should match the
-	// workers'. Defaults to 24h.
+	// workers'. Defaults to tasks.DefaultRetention.
 	Retention time.Duration
 }
 
 func (o Options) withDefaults() Options {
 	if o.Queue == "" {
-		o.Queue = "default"
+		o.Queue = tasks.DefaultQueue
 	}
 	if o.Retention <= 0 {
-		o.Retention = rdb.DefaultRetention
+		o.Retention = tasks.DefaultRetention
 	}
 	return o
 }

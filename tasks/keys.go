@@ -1,8 +1,17 @@
 package tasks
 
+import "time"
+
 // DefaultKeyPrefix is the prefix of every Redis key execq writes besides
 // asynq's own.
 const DefaultKeyPrefix = "execq"
+
+// DefaultQueue is the queue of a request that names none.
+const DefaultQueue = "default"
+
+// DefaultRetention is how long results, streams and finished tasks are
+// kept where the operator sets no retention.
+const DefaultRetention = 24 * time.Hour
 
 // Keys builds the Redis key names of execq. Every key of one execution
 // carries its ID in a hash tag, so they share a Redis Cluster slot. No other

@@ -10,31 +10,51 @@ import (
 
 // Limits are a worker's defaults and maxima for execution requests. A
 // request may ask for less or, up to the maximum, more than the default.
+// Each zero field takes its value from DefaultLimits.
 type Limits struct {
-	// MaxPayloadBytes bounds the encoded request. Defaults to 16 MiB.
+	// MaxPayloadBytes bounds the encoded request.
 	MaxPayloadBytes int64
-	// DefaultTimeout applies when a request gives none. Defaults to 30s.
+	// DefaultTimeout applies when a request gives none.
 	DefaultTimeout time.Duration
-	// MaxTimeout is the longest timeout a request may ask for. Defaults to 1h.
-	MaxTimeout time.Duration
-	// DefaultMemoryBytes defaults to 256 MiB; MaxMemoryBytes to 4 GiB.
+	// MaxTimeout is the longest timeout a request may ask for.
+	MaxTimeout         time.Duration
 	DefaultMemoryBytes int64
 	MaxMemoryBytes     int64
-	// DefaultCPUs defaults to 1; MaxCPUs to 2.
-	DefaultCPUs float64
-	MaxCPUs     float64
-	// DefaultPids defaults to 256; MaxPids to 4096.
-	DefaultPids int64
-	MaxPids     int64
+	DefaultCPUs        float64
+	MaxCPUs            float64
+	DefaultPids        int64
+	MaxPids            int64
 	// DefaultOutputBytes caps each of stdout and stderr when a request gives
-	// no cap; defaults to 1 MiB. MaxOutputBytes defaults to 16 MiB.
+	// no cap.
 	DefaultOutputBytes int64
 	MaxOutputBytes     int64
-	// MaxFiles bounds the number of input files; defaults to 1000.
+	// MaxFiles bounds the number of input files.
 	MaxFiles int
 	// MaxCollectBytes bounds the bytes of collected files returned in a
-	// result; defaults to 16 MiB.
+	// result.
 	MaxCollectBytes int64
+}
+
+// DefaultLimits are the limits of a worker whose operator set none: 30 s
+// (at most 1 h), 256 MiB of memory (at most 4 GiB), 1 CPU (at most 2), 256
+// processes (at most 4096), 1 MiB of output per stream (at most 16 MiB),
+// 1000 input files, 16 MiB of collected files and of encoded request.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPayloadBytes:    16 << 20,
+		DefaultTimeout:     30 * time.Second,
+		MaxTimeout:         time.Hour,
+		DefaultMemoryBytes: 256 << 20,
+		MaxMemoryBytes:     4 << 30,
+		DefaultCPUs:        1,
+		MaxCPUs:            2,
+		DefaultPids:        256,
+		MaxPids:            4096,
+		DefaultOutputBytes: 1 << 20,
+		MaxOutputBytes:     16 << 20,
+		MaxFiles:           1000,
+		MaxCollectBytes:    16 << 20,
+	}
 }
 
 // Bounds on a command's argv and environment, below the kernel's: one
@@ -53,36 +73,26 @@ const MaxCollectFiles = 1000
 // WithDefaults returns l with every zero field set to its default; an unset
 // default is never above its maximum.
 func (l Limits) WithDefaults() Limits {
-	setInt64(&l.MaxPayloadBytes, 16<<20)
-	setDuration(&l.MaxTimeout, time.Hour)
-	setDuration(&l.DefaultTimeout, min(30*time.Second, l.MaxTimeout))
-	setInt64(&l.MaxMemoryBytes, 4<<30)
-	setInt64(&l.DefaultMemoryBytes, min(256<<20, l.MaxMemoryBytes))
-	if l.MaxCPUs == 0 {
-		l.MaxCPUs = 2
-	}
-	if l.DefaultCPUs == 0 {
-		l.DefaultCPUs = min(1, l.MaxCPUs)
-	}
-	setInt64(&l.MaxPids, 4096)
-	setInt64(&l.DefaultPids, min(256, l.MaxPids))
-	setInt64(&l.MaxOutputBytes, 16<<20)
-	setInt64(&l.DefaultOutputBytes, min(1<<20, l.MaxOutputBytes))
-	if l.MaxFiles == 0 {
-		l.MaxFiles = 1000
-	}
-	setInt64(&l.MaxCollectBytes, 16<<20)
+	d := DefaultLimits()
+	orDefault(&l.MaxPayloadBytes, d.MaxPayloadBytes)
+	orDefault(&l.MaxTimeout, d.MaxTimeout)
+	orDefault(&l.DefaultTimeout, min(d.DefaultTimeout, l.MaxTimeout))
+	orDefault(&l.MaxMemoryBytes, d.MaxMemoryBytes)
+	orDefault(&l.DefaultMemoryBytes, min(d.DefaultMemoryBytes, l.MaxMemoryBytes))
+	orDefault(&l.MaxCPUs, d.MaxCPUs)
+	orDefault(&l.DefaultCPUs, min(d.DefaultCPUs, l.MaxCPUs))
+	orDefault(&l.MaxPids, d.MaxPids)
+	orDefault(&l.DefaultPids, min(d.DefaultPids, l.MaxPids))
+	orDefault(&l.MaxOutputBytes, d.MaxOutputBytes)
+	orDefault(&l.DefaultOutputBytes, min(d.DefaultOutputBytes, l.MaxOutputBytes))
+	orDefault(&l.MaxFiles, d.MaxFiles)
+	orDefault(&l.MaxCollectBytes, d.MaxCollectBytes)
 	return l
 }
 
-func setInt64(v *int64, def int64) {
-	if *v == 0 {
-		*v = def
-	}
-}
-
-func setDuration(v *time.Duration, def time.Duration) {
-	if *v == 0 {
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
 		*v = def
 	}
 }

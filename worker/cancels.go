@@ -6,12 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
 	"github.com/execq/execq/internal/rdb"
 )
-
-// cancelPoll is how often the running executions' cancel markers are read,
-// in case a Pub/Sub announcement was lost while the connection was down.
-const cancelPoll = time.Second
 
 // cancelWatcher ends the run context of executions that are canceled. A
 // cancel is announced on a Pub/Sub channel and recorded in a marker key; the
@@ -19,6 +17,7 @@ const cancelPoll = time.Second
 type cancelWatcher struct {
 	store *rdb.Store
 	log   *slog.Logger
+	poll  *loop.Loop
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
@@ -28,15 +27,20 @@ type cancelWatcher struct {
 	wg     sync.WaitGroup
 }
 
-func newCancelWatcher(store *rdb.Store, log *slog.Logger) *cancelWatcher {
+// newCancelWatcher returns a watcher that reads the markers of the running
+// executions every pollEvery, in case an announcement was lost while the
+// connection was down.
+func newCancelWatcher(store *rdb.Store, pollEvery time.Duration, clk clock.Clock, log *slog.Logger) *cancelWatcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &cancelWatcher{
+	c := &cancelWatcher{
 		store:   store,
 		log:     log,
 		running: map[string]context.CancelCauseFunc{},
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	c.poll = loop.New(loop.Config{What: "read cancel markers", Every: pollEvery, Pass: c.readMarkers, Clock: clk, Logger: log})
+	return c
 }
 
 func (c *cancelWatcher) register(id string, cancel context.CancelCauseFunc) {
@@ -61,14 +65,15 @@ func (c *cancelWatcher) cancelRun(id string) {
 	}
 }
 
-func (c *cancelWatcher) start() {
-	c.wg.Add(2)
+func (c *cancelWatcher) start(ctx context.Context) {
+	c.wg.Add(1)
 	go c.subscribe()
-	go c.poll()
+	c.poll.Start(ctx)
 }
 
 func (c *cancelWatcher) stop() {
 	c.cancel()
+	c.poll.Stop()
 	c.wg.Wait()
 }
 
@@ -91,29 +96,21 @@ func (c *cancelWatcher) subscribe() {
 	}
 }
 
-func (c *cancelWatcher) poll() {
-	defer c.wg.Done()
-	t := time.NewTicker(cancelPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			c.mu.Lock()
-			ids := make([]string, 0, len(c.running))
-			for id := range c.running {
-				ids = append(ids, id)
-			}
-			c.mu.Unlock()
-			for _, id := range ids {
-				ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-				canceled, err := c.store.Canceled(ctx, id)
-				cancel()
-				if err == nil && canceled {
-					c.cancelRun(id)
-				}
-			}
-		case <-c.ctx.Done():
-			return
+// readMarkers cancels the running executions whose cancel marker is set.
+func (c *cancelWatcher) readMarkers(ctx context.Context) error {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.running))
+	for id := range c.running {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		canceled, err := c.store.Canceled(rctx, id)
+		cancel()
+		if err == nil && canceled {
+			c.cancelRun(id)
 		}
 	}
+	return nil
 }

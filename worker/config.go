@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/clock"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/tasks"
 )
@@ -15,10 +16,15 @@ import (
 // DefaultImage is the sandbox image `make sandbox-image` builds.
 const DefaultImage = "execq-sandbox:latest"
 
-// Defaults of Config's retry budget.
+// Defaults of Config.
 const (
-	DefaultMaxRetry    = 3
-	DefaultMaxAttempts = 5
+	DefaultPoolSize          = 4
+	DefaultTaskCheckInterval = 5 * time.Millisecond
+	DefaultMaxRetry          = 3
+	DefaultMaxAttempts       = 5
+	DefaultMaxUses           = 1000
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultAcquireTimeout    = 2 * time.Minute
 )
 
 // BuiltImages are the images execq builds (make sandbox-image,
@@ -44,44 +50,48 @@ type Config struct {
 	// "registry.example/team/*:latest"). Image is always allowed, and so
 	// are BuiltImages. Anything else is rejected.
 	AllowedImages []string
-	// PoolSize is how many containers the worker holds. Defaults to 4.
+	// PoolSize is how many containers the worker holds. Defaults to
+	// DefaultPoolSize.
 	PoolSize int
 	// Concurrency is how many executions run at once. Defaults to PoolSize:
 	// more would only wait for a container.
 	Concurrency int
 	// Queues maps the queues to serve to their priorities. Defaults to
-	// {"default": 1}.
+	// tasks.DefaultQueue alone.
 	Queues map[string]int
 	// TaskCheckInterval is how long the worker waits before polling empty
 	// queues again. asynq's own default (1s) adds about a second to every
-	// execution on an idle queue. Defaults to 5ms.
+	// execution on an idle queue. Defaults to DefaultTaskCheckInterval.
 	TaskCheckInterval time.Duration
 	// Limits are the defaults and maxima of requests.
 	Limits tasks.Limits
-	// Retention is how long results and streams are kept. Defaults to 24h.
+	// Retention is how long results and streams are kept. Defaults to
+	// tasks.DefaultRetention.
 	Retention time.Duration
 	// KeyPrefix prefixes execq's Redis keys. Defaults to "execq".
 	KeyPrefix string
 	// MaxRetry is how many times an execution is retried after
-	// infrastructure failures before its result is "error". Defaults to 3.
+	// infrastructure failures before its result is "error". Defaults to
+	// DefaultMaxRetry.
 	// Executions submitted by other asynq clients are also bound by their
 	// task's own retry limit.
 	MaxRetry int
 	// MaxAttempts bounds the attempts at one execution, worker crashes
 	// included, so that an execution that kills its workers cannot loop.
-	// Defaults to 5.
+	// Defaults to DefaultMaxAttempts.
 	MaxAttempts int
 	// MaxUses is how many executions a container serves before it is
 	// replaced. Isolation does not rest on it (every reset is verified);
 	// it bounds whatever drift a long-lived container might accumulate.
-	// Defaults to 1000: replacing a container costs the engine far more
-	// CPU than a thousand resets.
+	// Defaults to DefaultMaxUses: replacing a container costs the engine
+	// far more CPU than a thousand resets.
 	MaxUses int
 	// ShutdownTimeout is the grace period running executions get at
 	// shutdown before they are killed and left to be retried. Defaults to
-	// 30s.
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// AcquireTimeout bounds the wait for a container. Defaults to 2m.
+	// AcquireTimeout bounds the wait for a container. Defaults to
+	// DefaultAcquireTimeout.
 	AcquireTimeout time.Duration
 	// StreamLinger and StreamChunkBytes coalesce output into stream
 	// entries. Default to 5ms and 16 KiB.
@@ -91,10 +101,78 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told what the worker does; nil observes nothing.
 	Observer Observer
+	// Intervals time the worker's background work.
+	Intervals Intervals
 
 	// runtime, set by the worker's own tests (worker/internal/hook),
 	// replaces the runtime Sandbox describes.
 	runtime sandbox.Runtime
+	// clock, set by the worker's own tests, is the time of results,
+	// heartbeats and leases and ticks the background work. Durations the
+	// worker measures, and commands' deadlines, are the system's.
+	clock clock.Clock
+}
+
+// Defaults of Intervals.
+const (
+	DefaultHeartbeat     = 5 * time.Second
+	DefaultDeadAfter     = 3 * DefaultHeartbeat
+	DefaultRecover       = 2 * time.Second
+	DefaultRecoverMargin = 5 * time.Second
+	DefaultSweep         = 2 * time.Second
+	DefaultEngineCheck   = 5 * time.Second
+	DefaultCancelPoll    = time.Second
+)
+
+// Intervals time the worker's background work. A zero field takes its
+// default.
+type Intervals struct {
+	// Heartbeat is how often the worker records that it is alive.
+	// Defaults to DefaultHeartbeat.
+	Heartbeat time.Duration
+	// DeadAfter is how long after its last heartbeat a worker is taken
+	// for dead, and its containers are removed by the other workers.
+	// Defaults to DefaultDeadAfter (three heartbeats).
+	DeadAfter time.Duration
+	// Recover is how often the executions of workers that stopped
+	// renewing their leases are looked for. Defaults to DefaultRecover.
+	Recover time.Duration
+	// RecoverMargin is how long past the expiry of its lease an execution
+	// is requeued, for clock skew between hosts. Defaults to
+	// DefaultRecoverMargin.
+	RecoverMargin time.Duration
+	// Sweep is how often executions removed from their queue without a
+	// result are looked for. Defaults to DefaultSweep.
+	Sweep time.Duration
+	// EngineCheck is how often the container engine is pinged, and how
+	// long an execution that met it down waits before it is tried again.
+	// Defaults to DefaultEngineCheck.
+	EngineCheck time.Duration
+	// CancelPoll is how often the cancel markers of running executions are
+	// read, in case an announcement was lost while the connection was
+	// down. Defaults to DefaultCancelPoll.
+	CancelPoll time.Duration
+	// Reconcile is how often the pool compares its containers with the
+	// engine's, removing dead workers' containers and replacing its own
+	// that died. Defaults to DeadAfter.
+	Reconcile time.Duration
+}
+
+func (iv Intervals) withDefaults() Intervals {
+	orDefault := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	orDefault(&iv.Heartbeat, DefaultHeartbeat)
+	orDefault(&iv.DeadAfter, 3*iv.Heartbeat)
+	orDefault(&iv.Recover, DefaultRecover)
+	orDefault(&iv.RecoverMargin, DefaultRecoverMargin)
+	orDefault(&iv.Sweep, DefaultSweep)
+	orDefault(&iv.EngineCheck, DefaultEngineCheck)
+	orDefault(&iv.CancelPoll, DefaultCancelPoll)
+	orDefault(&iv.Reconcile, iv.DeadAfter)
+	return iv
 }
 
 func (c Config) withDefaults() Config {
@@ -105,20 +183,20 @@ func (c Config) withDefaults() Config {
 		c.Image = DefaultImage
 	}
 	if c.PoolSize <= 0 {
-		c.PoolSize = 4
+		c.PoolSize = DefaultPoolSize
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = c.PoolSize
 	}
 	if len(c.Queues) == 0 {
-		c.Queues = map[string]int{"default": 1}
+		c.Queues = map[string]int{tasks.DefaultQueue: 1}
 	}
 	if c.TaskCheckInterval <= 0 {
-		c.TaskCheckInterval = 5 * time.Millisecond
+		c.TaskCheckInterval = DefaultTaskCheckInterval
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.Retention <= 0 {
-		c.Retention = 24 * time.Hour
+		c.Retention = tasks.DefaultRetention
 	}
 	if c.MaxRetry <= 0 {
 		c.MaxRetry = DefaultMaxRetry
@@ -127,19 +205,23 @@ func (c Config) withDefaults() Config {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.MaxUses <= 0 {
-		c.MaxUses = 1000
+		c.MaxUses = DefaultMaxUses
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.AcquireTimeout <= 0 {
-		c.AcquireTimeout = 2 * time.Minute
+		c.AcquireTimeout = DefaultAcquireTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	c.Intervals = c.Intervals.withDefaults()
+	if c.clock == nil {
+		c.clock = clock.System()
 	}
 	return c
 }
@@ -151,6 +233,9 @@ func (c Config) validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if iv := c.Intervals; iv.DeadAfter <= iv.Heartbeat {
+		errs = append(errs, fmt.Errorf("dead-after %s is not longer than the heartbeat interval %s: live workers would be taken for dead", iv.DeadAfter, iv.Heartbeat))
 	}
 	if c.Concurrency > c.PoolSize {
 		errs = append(errs, fmt.Errorf("concurrency %d is above the pool size %d: executions would wait for containers", c.Concurrency, c.PoolSize))

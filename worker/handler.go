@@ -15,6 +15,7 @@ import (
 
 	"github.com/execq/execq/internal/pool"
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/retry"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/stream"
 	"github.com/execq/execq/tasks"
@@ -66,7 +67,7 @@ type execution struct {
 }
 
 func (e *execution) process(ctx context.Context) error {
-	start := time.Now()
+	start := e.w.cfg.clock.Now()
 	// Registered before the cancel marker is read, so that no cancel falls
 	// in between.
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -211,7 +212,7 @@ func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
 			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
 	}
-	e.res.StartedAt = time.Now().UTC()
+	e.res.StartedAt = e.w.cfg.clock.Now().UTC()
 	started, _ := json.Marshal(tasks.StartedData{
 		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: e.req.Image,
 		Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
@@ -391,7 +392,7 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 		ExitCode:    -1,
 		Worker:      w.cfg.Name,
 		Error:       fmt.Sprintf("its %d retries are used up; the last attempt ended with: %v", maxRetry, err),
-		FinishedAt:  time.Now().UTC(),
+		FinishedAt:  w.cfg.clock.Now().UTC(),
 	}
 	if _, ferr := w.store.Finalize(wctx, res); ferr != nil {
 		w.log.Error("storing the result of an execution asynq archives failed", "execution", id, "err", ferr)
@@ -405,7 +406,7 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	res.Status = status
 	res.Success = status == tasks.StatusSucceeded
 	res.Error = message
-	res.FinishedAt = time.Now().UTC()
+	res.FinishedAt = e.w.cfg.clock.Now().UTC()
 	if status != tasks.StatusSucceeded && status != tasks.StatusFailed && status != tasks.StatusOOMKilled {
 		res.ExitCode = -1
 	}
@@ -457,18 +458,15 @@ func summary(res *tasks.Result) *tasks.Result {
 
 // retryRedis calls fn until it succeeds or ctx ends, backing off.
 func retryRedis[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	backoff := 50 * time.Millisecond
+	b := retry.Backoff{First: 50 * time.Millisecond, Max: time.Second}
 	for {
 		v, err := fn(ctx)
 		if err == nil {
 			return v, nil
 		}
-		select {
-		case <-ctx.Done():
+		if b.Wait(ctx) != nil {
 			return v, err
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/clock"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/fake"
@@ -42,6 +43,8 @@ type unitOptions struct {
 	dead            []string            // workers of this deployment whose heartbeat is stale
 	before          func(b *unitBundle) // runs before the worker starts
 	shutdownTimeout time.Duration
+	clock           clock.Clock // nil for the system's
+	intervals       worker.Intervals
 }
 
 type unitBundle struct {
@@ -72,7 +75,7 @@ func setupUnit(t *testing.T, opts unitOptions) *unitBundle {
 		ctx:      ctx,
 	}
 	for _, name := range opts.alive {
-		if err := b.store.Heartbeat(ctx, name); err != nil {
+		if err := b.store.Heartbeat(ctx, name, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,9 +112,13 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 		MaxRetry:        opts.workerMaxRetry,
 		MaxAttempts:     opts.maxAttempts,
 		ShutdownTimeout: opts.shutdownTimeout,
+		Intervals:       opts.intervals,
 		Logger:          testutil.Logger(t),
 	}
 	hook.SetRuntime(&cfg, rt)
+	if opts.clock != nil {
+		hook.SetClock(&cfg, opts.clock)
+	}
 	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -596,7 +603,7 @@ func TestUnitHeartbeatAndOrphans(t *testing.T) {
 		alive: []string{"live-worker"},
 		dead:  []string{"dead-worker"},
 	})
-	if alive, err := b.store.WorkerAlive(b.ctx, b.name, time.Minute); err != nil || !alive {
+	if alive, err := b.store.WorkerAlive(b.ctx, b.name, time.Now().Add(-time.Minute)); err != nil || !alive {
 		t.Errorf("the running worker's heartbeat: %v, %v", alive, err)
 	}
 	// The pool reconciled at Start, asking Redis which workers are alive.
@@ -650,7 +657,8 @@ func TestUnitDefaultTimeoutApplies(t *testing.T) {
 // marker.
 func TestUnitCancelFoundWithoutTheAnnouncement(t *testing.T) {
 	t.Parallel()
-	b := setupUnit(t, unitOptions{})
+	fake := clock.NewFake(time.Now())
+	b := setupUnit(t, unitOptions{clock: fake})
 	id := b.submit(t, tasks.ExecRequest{Cmd: []string{"sleep", "1m"}})
 	b.awaitEvent(t, id, tasks.EventStarted)
 	// The marker alone, as MarkCanceled leaves it when the Pub/Sub
@@ -658,6 +666,7 @@ func TestUnitCancelFoundWithoutTheAnnouncement(t *testing.T) {
 	if err := b.mr.Set(b.store.Keys().Cancel(id), "now"); err != nil {
 		t.Fatal(err)
 	}
+	fake.Advance(worker.DefaultCancelPoll)
 	if res := b.wait(t, id); res.Status != tasks.StatusCanceled {
 		t.Errorf("status %s, want canceled", res.Status)
 	}
@@ -750,6 +759,26 @@ func TestUnitSecondDeliveryDoesNotRunAgain(t *testing.T) {
 	}
 }
 
+// runClock moves c by step every few milliseconds until stop is called:
+// background passes then run one after the other, as fast as they can,
+// whatever each one takes.
+func runClock(c *clock.Fake, step time.Duration) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+				c.Advance(step)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
 // waitUntil waits for a condition that has no signal to wait on.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -805,7 +834,9 @@ var errEngineGone = errors.New("cannot connect to the engine")
 // queue without using up their retries, and run once it answers again.
 func TestUnitExecutionsWaitForTheEngine(t *testing.T) {
 	t.Parallel()
-	b := setupUnit(t, unitOptions{workerMaxRetry: 1})
+	// The engine check's interval is also the delay before an execution
+	// that met the engine down is tried again, in asynq's time.
+	b := setupUnit(t, unitOptions{workerMaxRetry: 1, intervals: worker.Intervals{EngineCheck: 50 * time.Millisecond}})
 	b.rt.SetPingErr(errEngineGone)
 	waitUntil(t, "the worker sees the engine down", func() bool { return b.worker.Healthy(b.ctx) != nil })
 
@@ -886,13 +917,17 @@ func TestUnitAnIDIsBoundToItsRequest(t *testing.T) {
 // a client that only reads the stream sees it end.
 func TestUnitDeletedTaskGetsItsResult(t *testing.T) {
 	t.Parallel()
-	b := setupUnit(t, unitOptions{})
+	fake := clock.NewFake(time.Now())
+	b := setupUnit(t, unitOptions{clock: fake})
 	id := b.submit(t, tasks.ExecRequest{Queue: "nobody-serves-it", Cmd: []string{"echo", "never"}})
 	insp := asynq.NewInspectorFromRedisClient(b.redis)
 	if err := insp.DeleteTask("nobody-serves-it", id); err != nil {
 		t.Fatal(err)
 	}
+	// The task must be found missing by two sweeps past the grace period.
+	stop := runClock(fake, worker.DefaultSweep)
 	ev := b.awaitEvent(t, id, tasks.EventExit)
+	stop()
 	exit, err := ev.Exit()
 	if err != nil || exit.Status != tasks.StatusCanceled || !strings.Contains(exit.Error, "removed from queue") {
 		t.Errorf("exit %+v, %v; want canceled, removed from its queue", exit, err)

@@ -7,15 +7,15 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
 )
 
 // errEngineDown: the container engine does not answer. An execution that
 // meets it goes back to its queue without using up a retry, to be run when
 // an engine answers again.
 var errEngineDown = errors.New("the container engine does not answer")
-
-// engineCheckEvery is how often the engine is pinged.
-const engineCheckEvery = 5 * time.Second
 
 // engineHealth tracks whether the container engine answers, says so in the
 // log when that changes, and reports it to the observer.
@@ -24,16 +24,19 @@ type engineHealth struct {
 	log      *slog.Logger
 	observer Observer
 
+	loop *loop.Loop
+
 	mu   sync.Mutex
 	err  error // nil while the engine answers
 	seen bool
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
-func newEngineHealth(ping func(context.Context) error, log *slog.Logger, observer Observer) *engineHealth {
-	return &engineHealth{ping: ping, log: log, observer: observer}
+func newEngineHealth(ping func(context.Context) error, every time.Duration, clk clock.Clock, log *slog.Logger, observer Observer) *engineHealth {
+	h := &engineHealth{ping: ping, log: log, observer: observer}
+	// check logs what changes; the loop has nothing to add.
+	h.loop = loop.New(loop.Config{What: "check the container engine", Every: every, Clock: clk, Logger: log,
+		Pass: func(ctx context.Context) error { _ = h.check(ctx); return nil }})
+	return h
 }
 
 // check pings the engine now and returns an error wrapping errEngineDown
@@ -68,29 +71,5 @@ func (h *engineHealth) state() error {
 	return nil
 }
 
-func (h *engineHealth) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		t := time.NewTicker(engineCheckEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = h.check(ctx)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-}
-
-func (h *engineHealth) stop() {
-	if h.cancel == nil {
-		return
-	}
-	h.cancel()
-	h.wg.Wait()
-}
+func (h *engineHealth) start(ctx context.Context) { h.loop.Start(ctx) }
+func (h *engineHealth) stop()                     { h.loop.Stop() }

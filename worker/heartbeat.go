@@ -4,69 +4,51 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
 	"github.com/execq/execq/internal/rdb"
 )
 
-// Heartbeat timing: a worker whose last heartbeat is older than
-// heartbeatTTL is dead, and other workers remove its containers.
-const (
-	heartbeatEvery = 5 * time.Second
-	heartbeatTTL   = 15 * time.Second
-)
-
-// heartbeat keeps the worker's liveness key current.
+// heartbeat keeps the worker's liveness record current: a worker whose
+// last heartbeat is older than Intervals.DeadAfter is dead, and the other
+// workers remove its containers.
 type heartbeat struct {
 	store *rdb.Store
 	name  string
+	clock clock.Clock
 	log   *slog.Logger
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop  *loop.Loop
 }
 
-func newHeartbeat(store *rdb.Store, name string, log *slog.Logger) *heartbeat {
-	return &heartbeat{store: store, name: name, log: log}
+func newHeartbeat(store *rdb.Store, name string, every time.Duration, clk clock.Clock, log *slog.Logger) *heartbeat {
+	h := &heartbeat{store: store, name: name, clock: clk, log: log}
+	h.loop = loop.New(loop.Config{What: "heartbeat", Every: every, Timeout: 5 * time.Second, Pass: h.beat, Clock: clk, Logger: log})
+	return h
 }
 
+func (h *heartbeat) beat(ctx context.Context) error {
+	return h.store.Heartbeat(ctx, h.name, h.clock.Now())
+}
+
+// start records the first heartbeat, and fails when it cannot, before it
+// keeps beating in the background.
 func (h *heartbeat) start(ctx context.Context) error {
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := h.store.Heartbeat(bctx, h.name)
+	err := h.beat(bctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("first heartbeat: %w", err)
 	}
-	loopCtx, stop := context.WithCancel(context.Background())
-	h.cancel = stop
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(loopCtx, 5*time.Second)
-				if err := h.store.Heartbeat(ctx, h.name); err != nil && loopCtx.Err() == nil {
-					h.log.Warn("heartbeat failed", "err", err)
-				}
-				cancel()
-			case <-loopCtx.Done():
-				return
-			}
-		}
-	}()
+	h.loop.Start(ctx)
 	return nil
 }
 
+// stop ends the heartbeat and removes the worker's record, so that it reads
+// as gone at once.
 func (h *heartbeat) stop(ctx context.Context) {
-	if h.cancel == nil {
-		return
-	}
-	h.cancel()
-	h.wg.Wait()
+	h.loop.Stop()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := h.store.ForgetWorker(ctx, h.name); err != nil {

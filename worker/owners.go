@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -26,13 +27,14 @@ func DefaultName() string {
 // ownerAlive reports whether the worker that owns some containers is alive.
 // A worker of this host, named as DefaultName names it, is alive while its
 // process is, whatever Redis it uses. Any other is judged by its heartbeat
-// in this deployment's Redis; one the deployment does not know belongs to
-// another deployment and counts as alive.
-func ownerAlive(ctx context.Context, store *rdb.Store, owner string) (bool, error) {
+// in this deployment's Redis, alive when it beat at since or later; one the
+// deployment does not know belongs to another deployment and counts as
+// alive.
+func ownerAlive(ctx context.Context, store *rdb.Store, owner string, since time.Time) (bool, error) {
 	if pid, ok := localPID(owner); ok {
 		return processExists(pid), nil
 	}
-	return store.WorkerAlive(ctx, owner, heartbeatTTL)
+	return store.WorkerAlive(ctx, owner, since)
 }
 
 // localPID returns the PID in owner when it names a process of this host.

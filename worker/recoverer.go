@@ -3,62 +3,44 @@ package worker
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
 	"github.com/execq/execq/internal/rdb"
 )
 
-// Recovery of executions whose worker crashed. asynq gives a task back only
-// 30 s after its lease expired, at a recoverer pass that runs every minute;
-// execq requeues it as soon as the lease has expired, plus a margin for
-// clock skew between workers.
-const (
-	recoverEvery  = 2 * time.Second
-	recoverMargin = 5 * time.Second
-)
-
-// recoverer requeues the executions of crashed workers.
+// recoverer requeues the executions of crashed workers. asynq gives a task
+// back only 30 s after its lease expired, at a recoverer pass that runs
+// every minute; execq requeues it as soon as the lease has expired, plus a
+// margin for clock skew between workers.
 type recoverer struct {
 	store  *rdb.Store
 	queues []string
+	margin time.Duration
+	clock  clock.Clock
 	log    *slog.Logger
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop   *loop.Loop
 }
 
-func newRecoverer(store *rdb.Store, queues map[string]int, log *slog.Logger) *recoverer {
-	r := &recoverer{store: store, log: log}
+func newRecoverer(store *rdb.Store, queues map[string]int, iv Intervals, clk clock.Clock, log *slog.Logger) *recoverer {
+	r := &recoverer{store: store, margin: iv.RecoverMargin, clock: clk, log: log}
 	for q := range queues {
 		r.queues = append(r.queues, q)
 	}
+	r.loop = loop.New(loop.Config{What: "recover executions of crashed workers", Every: iv.Recover, Pass: r.pass, Clock: clk, Logger: log})
 	return r
 }
 
-func (r *recoverer) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(recoverEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				r.pass(ctx)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-}
+func (r *recoverer) start(ctx context.Context) { r.loop.Start(ctx) }
+func (r *recoverer) stop()                     { r.loop.Stop() }
 
-func (r *recoverer) pass(ctx context.Context) {
+// pass requeues, in every queue, the executions whose lease expired more
+// than the margin ago.
+func (r *recoverer) pass(ctx context.Context) error {
 	for _, q := range r.queues {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ids, err := r.store.RequeueExpired(pctx, q, time.Now().Add(-recoverMargin))
+		ids, err := r.store.RequeueExpired(pctx, q, r.clock.Now().Add(-r.margin))
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -70,12 +52,5 @@ func (r *recoverer) pass(ctx context.Context) {
 			r.log.Warn("requeued an execution whose worker stopped renewing its lease", "queue", q, "execution", id)
 		}
 	}
-}
-
-func (r *recoverer) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.wg.Wait()
+	return nil
 }

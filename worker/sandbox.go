@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/execq/execq/internal/clock"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/agentrt"
 	"github.com/execq/execq/internal/sandbox/docker"
@@ -56,6 +57,7 @@ type SandboxConfig struct {
 
 func init() {
 	hook.SetRuntime = func(cfg any, rt sandbox.Runtime) { cfg.(*Config).runtime = rt }
+	hook.SetClock = func(cfg any, c clock.Clock) { cfg.(*Config).clock = c }
 }
 
 // newRuntime builds the Docker runtime cfg.Sandbox describes.

@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/tasks"
 )
@@ -19,7 +20,6 @@ import (
 // end; the sweeper writes one, with the exit event a client tailing the
 // stream waits for, within seconds.
 const (
-	sweepEvery = 2 * time.Second
 	// sweepGrace is how old a pending record must be to be looked at.
 	sweepGrace = 2 * time.Second
 	// sweepBatch is how many pending executions one pass reads.
@@ -31,55 +31,36 @@ const (
 type sweeper struct {
 	store *rdb.Store
 	name  string
+	every time.Duration
+	clock clock.Clock
 	log   *slog.Logger
+	loop  *loop.Loop
 	// missing counts the passes that found an execution's task gone: it
-	// must be gone at two passes in a row.
+	// must be gone at two passes in a row. Only the loop's pass uses it.
 	missing map[string]int
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
-func newSweeper(store *rdb.Store, name string, log *slog.Logger) *sweeper {
-	return &sweeper{store: store, name: name, log: log, missing: map[string]int{}}
+func newSweeper(store *rdb.Store, name string, every time.Duration, clk clock.Clock, log *slog.Logger) *sweeper {
+	s := &sweeper{store: store, name: name, every: every, clock: clk, log: log, missing: map[string]int{}}
+	s.loop = loop.New(loop.Config{
+		What:    "sweep executions removed from their queue",
+		Every:   every,
+		Timeout: 10 * time.Second,
+		Pass:    func(ctx context.Context) error { return s.pass(ctx, clk.Now()) },
+		Clock:   clk,
+		Logger:  log,
+	})
+	return s
 }
 
-func (s *sweeper) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(sweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				if err := s.pass(pctx, time.Now()); err != nil && ctx.Err() == nil {
-					s.log.Warn("sweep executions removed from their queue", "err", err)
-				}
-				cancel()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-}
-
-func (s *sweeper) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *sweeper) start(ctx context.Context) { s.loop.Start(ctx) }
+func (s *sweeper) stop()                     { s.loop.Stop() }
 
 // pass looks at the executions pending since before now-sweepGrace, a
 // batch at a time.
 func (s *sweeper) pass(ctx context.Context, now time.Time) error {
 	lock := s.store.Keys().SweepLock()
-	ok, err := s.store.TryLock(ctx, lock, s.name, sweepEvery*3/4)
+	ok, err := s.store.TryLock(ctx, lock, s.name, s.every*3/4)
 	if err != nil || !ok {
 		return err
 	}
@@ -149,7 +130,7 @@ func (s *sweeper) end(ctx context.Context, id string, status tasks.Status, why s
 		ExitCode:    -1,
 		Worker:      s.name,
 		Error:       why,
-		FinishedAt:  time.Now().UTC(),
+		FinishedAt:  s.clock.Now().UTC(),
 	})
 	if err != nil {
 		return err

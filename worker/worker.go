@@ -67,9 +67,10 @@ func New(cfg Config) (*Worker, error) {
 		Size:    cfg.PoolSize,
 		MaxUses: cfg.MaxUses,
 		OwnerAlive: func(ctx context.Context, owner string) (bool, error) {
-			return ownerAlive(ctx, store, owner)
+			return ownerAlive(ctx, store, owner, cfg.clock.Now().Add(-cfg.Intervals.DeadAfter))
 		},
-		ReconcileInterval: heartbeatTTL,
+		ReconcileInterval: cfg.Intervals.Reconcile,
+		Clock:             cfg.clock,
 		Logger:            log,
 		OnReplace:         cfg.Observer.ContainerReplaced,
 		OnCreate:          cfg.Observer.ContainerCreated,
@@ -81,11 +82,12 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w.pool = p
-	w.cancels = newCancelWatcher(store, log)
-	w.beat = newHeartbeat(store, cfg.Name, log)
-	w.recover = newRecoverer(store, cfg.Queues, log)
-	w.sweep = newSweeper(store, cfg.Name, log)
-	w.engine = newEngineHealth(w.runtime.Ping, log, cfg.Observer)
+	iv := cfg.Intervals
+	w.cancels = newCancelWatcher(store, iv.CancelPoll, cfg.clock, log)
+	w.beat = newHeartbeat(store, cfg.Name, iv.Heartbeat, cfg.clock, log)
+	w.recover = newRecoverer(store, cfg.Queues, iv, cfg.clock, log)
+	w.sweep = newSweeper(store, cfg.Name, iv.Sweep, cfg.clock, log)
+	w.engine = newEngineHealth(w.runtime.Ping, iv.EngineCheck, cfg.clock, log, cfg.Observer)
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            cfg.Queues,
@@ -93,7 +95,7 @@ func New(cfg Config) (*Worker, error) {
 		// Retries are due after a second or two; the default 5s would
 		// triple that.
 		DelayedTaskCheckInterval: time.Second,
-		RetryDelayFunc:           retryDelay,
+		RetryDelayFunc:           retryDelay(cfg.Intervals.EngineCheck),
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
 		IsFailure:                isFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -125,12 +127,14 @@ func (w *Worker) PoolStats() PoolStats {
 // retryDelay spaces retries after infrastructure failures: 1s, 2s, 4s, …,
 // at most 30s. An agent is waiting. While the engine is down, executions
 // come back every 5s.
-func retryDelay(n int, err error, t *asynq.Task) time.Duration {
-	if errors.Is(err, errEngineDown) {
-		return engineCheckEvery
+func retryDelay(engineCheck time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		if errors.Is(err, errEngineDown) {
+			return engineCheck
+		}
+		// n is the number of retries so far: 0 at the first failure.
+		return min(time.Second<<min(max(n, 0), 5), 30*time.Second)
 	}
-	// n is the number of retries so far: 0 at the first failure.
-	return min(time.Second<<min(max(n, 0), 5), 30*time.Second)
 }
 
 // isFailure decides what counts against an execution's retries. A worker
@@ -159,13 +163,15 @@ func (w *Worker) Start(ctx context.Context) error {
 		// The pool keeps trying to warm; executions wait in their queues.
 		w.log.Warn("starting without a container engine", "err", err)
 	}
-	w.engine.start()
+	w.engine.start(ctx)
 	if err := w.pool.Start(ctx); err != nil {
+		w.engine.stop()
+		w.beat.stop(ctx)
 		return err
 	}
-	w.cancels.start()
-	w.recover.start()
-	w.sweep.start()
+	w.cancels.start(ctx)
+	w.recover.start(ctx)
+	w.sweep.start(ctx)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeExec, w.processTask)
 	if err := w.server.Start(mux); err != nil {

@@ -38,7 +38,7 @@ type requestFlags struct {
 
 func (f *requestFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "execution ID (default a new UUID); a repeated ID runs once")
-	fs.StringVar(&f.queue, "queue", "default", "queue to submit to")
+	fs.StringVar(&f.queue, "queue", tasks.DefaultQueue, "queue to submit to")
 	fs.StringVar(&f.image, "image", "", "sandbox image (default the worker's)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "kill the command after this long, e.g. 500ms, 2s, 1m (default the worker's, 30s)")
 	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 64m, 1g (default the worker's, 256m)")
@@ -101,6 +101,19 @@ func parseSize(flag, s string) (int64, error) {
 		return 0, fmt.Errorf("%s %q is not a size like 64m or 1g", flag, s)
 	}
 	return n, nil
+}
+
+// sizeText writes n as parseSize reads it: "256m", "4g", "1500".
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		bytes  int64
+	}{{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}} {
+		if n >= u.bytes && n%u.bytes == 0 {
+			return fmt.Sprintf("%d%s", n/u.bytes, u.suffix)
+		}
+	}
+	return fmt.Sprint(n)
 }
 
 func parseEnv(list []string) (map[string]string, error) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/metrics"
+	"github.com/execq/execq/internal/retry"
 	"github.com/execq/execq/internal/sandbox/docker"
 	"github.com/execq/execq/internal/webguard"
 	"github.com/execq/execq/tasks"
@@ -55,40 +56,47 @@ type workerFlags struct {
 	defaultOutput   string
 	maxOutput       string
 	metricsAddr     string
+	heartbeat       time.Duration
+	deadAfter       time.Duration
+	reconcile       time.Duration
 	logFormat       string
 	logLevel        string
 }
 
 func (f *workerFlags) register(fs *pflag.FlagSet) {
+	limits := tasks.DefaultLimits()
 	fs.StringVar(&f.name, "name", "", "worker name in results, logs and container labels (default host-pid-random)")
 	fs.StringVar(&f.image, "image", worker.DefaultImage, "default sandbox image, kept warm")
-	fs.IntVar(&f.poolSize, "pool-size", 4, "containers kept warm")
+	fs.IntVar(&f.poolSize, "pool-size", worker.DefaultPoolSize, "containers kept warm")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "executions at once (default the pool size)")
-	fs.StringVar(&f.queues, "queues", "default", `queues to serve, with priorities: "default" or "high:6,default:3,low:1"`)
-	fs.DurationVar(&f.checkInterval, "task-check-interval", 5*time.Millisecond, "how often empty queues are polled")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace period for running executions at shutdown")
-	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long results and output streams are kept")
-	fs.IntVar(&f.maxUses, "max-uses", 1000, "executions a container serves before it is replaced")
+	fs.StringVar(&f.queues, "queues", tasks.DefaultQueue, `queues to serve, with priorities: "default" or "high:6,default:3,low:1"`)
+	fs.DurationVar(&f.checkInterval, "task-check-interval", worker.DefaultTaskCheckInterval, "how often empty queues are polled")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "grace period for running executions at shutdown")
+	fs.DurationVar(&f.retention, "retention", tasks.DefaultRetention, "how long results and output streams are kept")
+	fs.IntVar(&f.maxUses, "max-uses", worker.DefaultMaxUses, "executions a container serves before it is replaced")
 	fs.StringVar(&f.runtime, "runtime", worker.RuntimeAgent, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
 	fs.StringVar(&f.agentBinary, "agent", "", "path of the execq-agent binary mounted into the sandboxes (default: beside this executable, then on PATH)")
 	fs.StringArrayVar(&f.allowedImages, "allowed-images", nil, `images requests may name besides --image and the images execq builds: "python" (any tag), "python:3.*" (repeatable)`)
 	fs.IntVar(&f.uidBase, "uid-base", docker.DefaultUIDBase, "first uid of the range sandboxes run commands as (one uid per container of the engine)")
 	fs.IntVar(&f.uidCount, "uid-count", docker.DefaultUIDCount, "size of that range")
 	fs.StringVar(&f.ociRuntime, "oci-runtime", "", `container runtime, e.g. "runsc" (default the engine's)`)
-	fs.StringVar(&f.workspaceSize, "workspace-size", "256m", "size of each container's /workspace tmpfs")
-	fs.StringVar(&f.tmpSize, "tmp-size", "64m", "size of each container's /tmp tmpfs")
+	fs.StringVar(&f.workspaceSize, "workspace-size", sizeText(docker.DefaultWorkspaceBytes), "size of each container's /workspace tmpfs")
+	fs.StringVar(&f.tmpSize, "tmp-size", sizeText(docker.DefaultTmpBytes), "size of each container's /tmp tmpfs")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroups are mounted, for cpu and memory accounting")
-	fs.DurationVar(&f.defaultTimeout, "default-timeout", 30*time.Second, "timeout of requests that give none")
-	fs.DurationVar(&f.maxTimeout, "max-timeout", time.Hour, "largest timeout a request may ask for")
-	fs.StringVar(&f.defaultMemory, "default-memory", "256m", "memory limit of requests that give none")
-	fs.StringVar(&f.maxMemory, "max-memory", "4g", "largest memory limit a request may ask for")
-	fs.Float64Var(&f.defaultCPUs, "default-cpus", 1, "CPUs of requests that give none")
-	fs.Float64Var(&f.maxCPUs, "max-cpus", 2, "most CPUs a request may ask for")
-	fs.Int64Var(&f.defaultPids, "default-pids", 256, "process limit of requests that give none")
-	fs.Int64Var(&f.maxPids, "max-pids", 4096, "largest process limit a request may ask for")
-	fs.StringVar(&f.defaultOutput, "default-max-output", "1m", "output kept per stream for requests that give no cap")
-	fs.StringVar(&f.maxOutput, "max-output", "16m", "largest output cap a request may ask for")
+	fs.DurationVar(&f.defaultTimeout, "default-timeout", limits.DefaultTimeout, "timeout of requests that give none")
+	fs.DurationVar(&f.maxTimeout, "max-timeout", limits.MaxTimeout, "largest timeout a request may ask for")
+	fs.StringVar(&f.defaultMemory, "default-memory", sizeText(limits.DefaultMemoryBytes), "memory limit of requests that give none")
+	fs.StringVar(&f.maxMemory, "max-memory", sizeText(limits.MaxMemoryBytes), "largest memory limit a request may ask for")
+	fs.Float64Var(&f.defaultCPUs, "default-cpus", limits.DefaultCPUs, "CPUs of requests that give none")
+	fs.Float64Var(&f.maxCPUs, "max-cpus", limits.MaxCPUs, "most CPUs a request may ask for")
+	fs.Int64Var(&f.defaultPids, "default-pids", limits.DefaultPids, "process limit of requests that give none")
+	fs.Int64Var(&f.maxPids, "max-pids", limits.MaxPids, "largest process limit a request may ask for")
+	fs.StringVar(&f.defaultOutput, "default-max-output", sizeText(limits.DefaultOutputBytes), "output kept per stream for requests that give no cap")
+	fs.StringVar(&f.maxOutput, "max-output", sizeText(limits.MaxOutputBytes), "largest output cap a request may ask for")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), health (/healthz) and Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:9090 (default off; execq up serves metrics and health with the dashboard)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", worker.DefaultHeartbeat, "how often the worker records in Redis that it is alive")
+	fs.DurationVar(&f.deadAfter, "dead-after", worker.DefaultDeadAfter, "how long after its last heartbeat a worker is taken for dead and its containers removed")
+	fs.DurationVar(&f.reconcile, "reconcile-interval", 0, "how often the pool compares its containers with the engine's (default --dead-after)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -158,10 +166,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		return nil, nil, err
 	}
 	reg := metrics.NewRegistry()
-	observer, err := metrics.NewWorker(reg)
-	if err != nil {
-		return nil, nil, err
-	}
+	observer := metrics.NewWorker(reg)
 	cfg := worker.Config{
 		Redis:             rdb,
 		Name:              f.name,
@@ -175,6 +180,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Retention:         f.retention,
 		MaxUses:           f.maxUses,
 		ShutdownTimeout:   f.shutdownTimeout,
+		Intervals:         worker.Intervals{Heartbeat: f.heartbeat, DeadAfter: f.deadAfter, Reconcile: f.reconcile},
 		Sandbox: worker.SandboxConfig{
 			Runtime:        f.runtime,
 			AgentBinary:    f.agentBinary,
@@ -257,7 +263,7 @@ worker's containers are removed.`,
 // waitForRedis pings Redis until it answers or ctx ends, saying so in the
 // log, so that a worker started before Redis waits for it.
 func waitForRedis(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, where string) error {
-	backoff := 100 * time.Millisecond
+	b := retry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := rdb.Ping(pctx).Err()
@@ -265,12 +271,10 @@ func waitForRedis(ctx context.Context, rdb redis.UniversalClient, log *slog.Logg
 		if err == nil {
 			return nil
 		}
-		log.Warn("redis is not reachable; retrying", "redis", where, "in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		wait := b.Next()
+		log.Warn("redis is not reachable; retrying", "redis", where, "in", wait, "err", err)
+		if retry.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("redis at %s: %w", where, err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

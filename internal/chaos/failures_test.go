@@ -250,7 +250,7 @@ func TestSandboxGoneWhileIdle(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			c := track(t, "failure", true)
 			e := newEnv(t)
-			w := startWorker(t, e, workerOpts{label: "idle-" + how, poolSize: 1})
+			w := startWorker(t, e, workerOpts{label: "idle-" + how, poolSize: 1, args: []string{"--reconcile-interval", "1s"}})
 			idle := ownedContainers(t, e.docker, w.name)[0].ID
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -264,8 +264,8 @@ func TestSandboxGoneWhileIdle(t *testing.T) {
 				t.Fatal(err)
 			}
 			goneAt := time.Now()
-			// Past one reconcile pass of the pool.
-			time.Sleep(17 * time.Second)
+			w.waitLog(t, "an idle container stopped or vanished", 30*time.Second)
+			c.recovered(t, "idle container "+how+" → replaced by the pool", time.Since(goneAt))
 			res := e.followUp(t, c, "", w.name)
 			if res.Attempt != 1 {
 				t.Errorf("the first execution %s after the idle container was %s from outside needed attempt %d: the pool still held the dead container",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/execq/execq/tasks"
@@ -64,70 +65,69 @@ type Worker struct {
 	engineUp        prometheus.Gauge
 }
 
-// NewWorker registers a worker's metrics in r.
-func NewWorker(r *Registry) (*Worker, error) {
-	w := &Worker{
-		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
+// NewWorker registers a worker's metrics in r; a registry holds one
+// worker's.
+func NewWorker(r *Registry) *Worker {
+	f := promauto.With(r.reg)
+	return &Worker{
+		executions: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "executions_total",
 			Help: "Executions that got their result, by status.",
 		}, []string{"status"}),
-		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+		queueWait: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "queue_wait_seconds",
 			Help:    "Time from submission to the start of the attempt that produced the result.",
 			Buckets: durationBuckets,
 		}),
-		runTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+		runTime: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "run_seconds",
 			Help:    "Run time of commands, from start to the exit of their main process.",
 			Buckets: durationBuckets,
 		}),
-		outputBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		outputBytes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_bytes_total",
 			Help: "Bytes commands wrote, kept or not, by stream.",
 		}, []string{"stream"}),
-		truncations: prometheus.NewCounter(prometheus.CounterOpts{
+		truncations: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_truncations_total",
 			Help: "Executions whose output went past their cap.",
 		}),
-		streamAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+		streamAppend: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "stream_write_seconds",
 			Help:    "Latency of appending output events to Redis streams.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
 		}),
-		streamErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		streamErrors: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "stream_write_errors_total",
 			Help: "Failed appends of output events (each is retried).",
 		}),
-		replacements: prometheus.NewCounterVec(prometheus.CounterOpts{
+		replacements: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "container_replacements_total",
 			Help: "Containers removed to be replaced, by cause.",
 		}, []string{"cause"}),
-		containerCreate: prometheus.NewHistogram(prometheus.HistogramOpts{
+		containerCreate: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "container_create_seconds",
 			Help:    "Time to create and start a sandbox container.",
 			Buckets: durationBuckets,
 		}),
-		createErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		createErrors: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "container_create_errors_total",
 			Help: "Failed container creations.",
 		}),
-		resets: prometheus.NewHistogram(prometheus.HistogramOpts{
+		resets: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "sandbox_reset_seconds",
 			Help:    "Time to reset a sandbox between executions (kill, empty, verify), as the worker sees it; on no execution's clock.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 15},
 		}),
-		resetFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		resetFailures: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sandbox_reset_failures_total",
 			Help: "Resets that failed or could not be verified (each sandbox is replaced).",
 		}),
-		engineUp: prometheus.NewGauge(prometheus.GaugeOpts{
+		engineUp: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "engine_up",
 			Help: "1 when the container engine answered the worker's last check.",
 		}),
 	}
-	err := r.Register(w.executions, w.queueWait, w.runTime, w.outputBytes, w.truncations,
-		w.streamAppend, w.streamErrors, w.replacements, w.containerCreate, w.createErrors, w.resets, w.resetFailures, w.engineUp)
-	return w, err
 }
 
 // ExecutionFinished counts a result.

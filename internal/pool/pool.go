@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/loop"
+	"github.com/execq/execq/internal/retry"
 	"github.com/execq/execq/internal/sandbox"
 )
 
@@ -73,6 +76,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// ResetTimeout bounds a reset. Defaults to 30s.
 	ResetTimeout time.Duration
+	// Clock is compared with containers' creation times and ticks the
+	// reconciliation. Defaults to the system's clock.
+	Clock clock.Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// OnReplace, when set, is told each replacement's cause.
@@ -99,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResetTimeout <= 0 {
 		c.ResetTimeout = 30 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -129,9 +138,10 @@ type Pool struct {
 	// one with its own limits or a new one.
 	fixed bool
 
-	ctx    context.Context // ends at Stop; bounds background work
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context // ends at Stop; bounds background work
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	reconcile *loop.Loop // nil until Start
 
 	mu       sync.Mutex
 	all      map[string]*entry // every container the pool holds
@@ -173,8 +183,15 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.fillLocked()
 	p.mu.Unlock()
-	p.wg.Add(1)
-	go p.reconcileLoop()
+	p.reconcile = loop.New(loop.Config{
+		What:    "reconcile containers",
+		Every:   p.cfg.ReconcileInterval,
+		Timeout: time.Minute,
+		Pass:    p.Reconcile,
+		Clock:   p.cfg.Clock,
+		Logger:  p.cfg.Logger,
+	})
+	p.reconcile.Start(ctx)
 	return nil
 }
 
@@ -441,7 +458,7 @@ func (p *Pool) fillLocked() {
 // fails, until the pool stops.
 func (p *Pool) warm() {
 	defer p.wg.Done()
-	backoff := 100 * time.Millisecond
+	b := retry.Backoff{First: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		sb, err := p.create(p.ctx, p.cfg.Image, p.cfg.Limits)
 		p.mu.Lock()
@@ -466,109 +483,15 @@ func (p *Pool) warm() {
 			return
 		}
 		p.mu.Unlock()
-		p.cfg.Logger.Warn("warm a container; retrying", "image", p.cfg.Image, "in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-p.ctx.Done():
-		}
-		backoff = min(2*backoff, 10*time.Second)
+		wait := b.Next()
+		p.cfg.Logger.Warn("warm a container; retrying", "image", p.cfg.Image, "in", wait, "err", err)
+		_ = retry.Sleep(p.ctx, wait)
 	}
 }
 
 func (p *Pool) notifyLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
-}
-
-func (p *Pool) reconcileLoop() {
-	defer p.wg.Done()
-	t := time.NewTicker(p.cfg.ReconcileInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
-			if err := p.Reconcile(ctx); err != nil && p.ctx.Err() == nil {
-				p.cfg.Logger.Warn("reconcile containers", "err", err)
-			}
-			cancel()
-		case <-p.ctx.Done():
-			return
-		}
-	}
-}
-
-// Reconcile compares the runtime's containers with the pool's: it removes
-// the containers of dead owners, and those of this owner the pool does not
-// hold once they are older than OrphanGrace (a creation may be in flight),
-// and replaces idle containers that stopped or vanished.
-func (p *Pool) Reconcile(ctx context.Context) error {
-	infos, err := p.rt.List(ctx)
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
-	}
-	listed := make(map[string]bool, len(infos))
-	var errs []error
-	for _, info := range infos {
-		listed[info.ID] = true
-		p.mu.Lock()
-		e, held := p.all[info.ID]
-		p.mu.Unlock()
-		switch {
-		case held:
-			if !info.Running || !alive(e.sb) {
-				p.replaceDead(e)
-			}
-		case info.Owner == p.cfg.Owner:
-			if time.Since(info.Created) >= p.cfg.OrphanGrace {
-				errs = append(errs, p.removeOrphan(ctx, info, "not held by the pool"))
-			}
-		case p.cfg.OwnerAlive != nil:
-			alive, err := p.cfg.OwnerAlive(ctx, info.Owner)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("is %s alive: %w", info.Owner, err))
-				continue
-			}
-			if !alive {
-				errs = append(errs, p.removeOrphan(ctx, info, "its worker is gone"))
-			}
-		}
-	}
-	p.mu.Lock()
-	var vanished []*entry
-	for id, e := range p.all {
-		if !listed[id] && e.state == stateIdle {
-			vanished = append(vanished, e)
-		}
-	}
-	p.mu.Unlock()
-	for _, e := range vanished {
-		p.replaceDead(e)
-	}
-	return errors.Join(errs...)
-}
-
-func (p *Pool) removeOrphan(ctx context.Context, info sandbox.Info, why string) error {
-	p.cfg.Logger.Info("removing orphaned container", "container", info.ID[:min(12, len(info.ID))], "owner", info.Owner, "why", why)
-	return p.rt.Remove(ctx, info.ID)
-}
-
-func (p *Pool) replaceDead(e *entry) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e.state != stateIdle {
-		// The execution or reset using it finds out and replaces it.
-		return
-	}
-	for i, x := range p.idle {
-		if x == e {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			break
-		}
-	}
-	delete(p.all, e.sb.ID())
-	p.removeLocked(e, CauseDead)
-	p.fillLocked()
 }
 
 // Stats counts the pool's containers.
@@ -608,6 +531,9 @@ func (p *Pool) Stop(ctx context.Context) error {
 	p.notifyLocked()
 	p.mu.Unlock()
 
+	if p.reconcile != nil {
+		p.reconcile.Stop()
+	}
 	p.wg.Wait()
 
 	p.mu.Lock()

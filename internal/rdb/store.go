@@ -19,9 +19,6 @@ import (
 // ErrNotFound is returned when a key the caller asked for does not exist.
 var ErrNotFound = errors.New("not found")
 
-// DefaultRetention is how long results, streams and markers are kept.
-const DefaultRetention = 24 * time.Hour
-
 // Store reads and writes one deployment's execution keys.
 type Store struct {
 	client    redis.UniversalClient
@@ -29,12 +26,12 @@ type Store struct {
 	retention time.Duration
 }
 
-// New returns a Store on client. A zero retention means DefaultRetention;
+// New returns a Store on client. A zero retention means tasks.DefaultRetention;
 // the shortest is a second.
 func New(client redis.UniversalClient, keys tasks.Keys, retention time.Duration) *Store {
 	switch {
 	case retention <= 0:
-		retention = DefaultRetention
+		retention = tasks.DefaultRetention
 	case retention < time.Second:
 		retention = time.Second
 	}
@@ -286,9 +283,8 @@ func (s *Store) Queue(ctx context.Context, id string) (string, error) {
 // remembered, so that every host has the time to remove its containers.
 const workerMemory = 24 * time.Hour
 
-// Heartbeat records that worker is alive now.
-func (s *Store) Heartbeat(ctx context.Context, worker string) error {
-	now := time.Now()
+// Heartbeat records that worker is alive at now.
+func (s *Store) Heartbeat(ctx context.Context, worker string, now time.Time) error {
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, s.keys.Workers(), redis.Z{Score: float64(now.Unix()), Member: worker})
 		p.ZRemRangeByScore(ctx, s.keys.Workers(), "-inf", strconv.FormatInt(now.Add(-workerMemory).Unix(), 10))
@@ -300,10 +296,10 @@ func (s *Store) Heartbeat(ctx context.Context, worker string) error {
 	return nil
 }
 
-// WorkerAlive reports whether worker heartbeated within ttl. A worker this
-// deployment does not know (another deployment's, on the same engine)
-// counts as alive: it is not this deployment's to judge.
-func (s *Store) WorkerAlive(ctx context.Context, worker string, ttl time.Duration) (bool, error) {
+// WorkerAlive reports whether worker heartbeated at since or later. A
+// worker this deployment does not know (another deployment's, on the same
+// engine) counts as alive: it is not this deployment's to judge.
+func (s *Store) WorkerAlive(ctx context.Context, worker string, since time.Time) (bool, error) {
 	score, err := s.client.ZScore(ctx, s.keys.Workers(), worker).Result()
 	if errors.Is(err, redis.Nil) {
 		return true, nil
@@ -311,7 +307,7 @@ func (s *Store) WorkerAlive(ctx context.Context, worker string, ttl time.Duratio
 	if err != nil {
 		return false, fmt.Errorf("check heartbeat of %s: %w", worker, err)
 	}
-	return time.Since(time.Unix(int64(score), 0)) <= ttl, nil
+	return !time.Unix(int64(score), 0).Before(since), nil
 }
 
 // ForgetWorker removes worker, at its clean shutdown.

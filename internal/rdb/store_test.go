@@ -49,8 +49,8 @@ func (b *testBundle) events(t *testing.T, id string) []tasks.Event {
 func TestNewDefaultsRetention(t *testing.T) {
 	t.Parallel()
 	for _, r := range []time.Duration{0, -time.Second} {
-		if got := rdb.New(nil, tasks.Keys{}, r).Retention(); got != rdb.DefaultRetention {
-			t.Errorf("New with retention %s: Retention() = %s, want %s", r, got, rdb.DefaultRetention)
+		if got := rdb.New(nil, tasks.Keys{}, r).Retention(); got != tasks.DefaultRetention {
+			t.Errorf("New with retention %s: Retention() = %s, want %s", r, got, tasks.DefaultRetention)
 		}
 	}
 }
@@ -362,9 +362,10 @@ func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const ttl = 15 * time.Second
+	now := time.Now()
 	alive := func(name string) bool {
 		t.Helper()
-		ok, err := b.store.WorkerAlive(b.ctx, name, ttl)
+		ok, err := b.store.WorkerAlive(b.ctx, name, now.Add(-ttl))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,24 +379,24 @@ func TestHeartbeat(t *testing.T) {
 	if !alive("w1") {
 		t.Fatal("a worker this deployment does not know counts as dead; it is another deployment's")
 	}
-	if err := b.store.Heartbeat(b.ctx, "w1"); err != nil {
+	if err := b.store.Heartbeat(b.ctx, "w1", now); err != nil {
 		t.Fatal(err)
 	}
 	if !alive("w1") || !known("w1") {
 		t.Fatal("w1 not alive after its heartbeat")
 	}
-	stale := float64(time.Now().Add(-time.Minute).Unix())
+	stale := float64(now.Add(-time.Minute).Unix())
 	if err := b.client.ZAdd(b.ctx, b.keys.Workers(), redis.Z{Score: stale, Member: "w1"}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if alive("w1") {
 		t.Error("w1 alive a minute after its last heartbeat")
 	}
-	ancient := float64(time.Now().Add(-48 * time.Hour).Unix())
+	ancient := float64(now.Add(-48 * time.Hour).Unix())
 	if err := b.client.ZAdd(b.ctx, b.keys.Workers(), redis.Z{Score: ancient, Member: "w-old"}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.Heartbeat(b.ctx, "w1"); err != nil {
+	if err := b.store.Heartbeat(b.ctx, "w1", now); err != nil {
 		t.Fatal(err)
 	}
 	if !alive("w1") || known("w-old") {
@@ -476,8 +477,8 @@ func TestErrorsAreNotMistakenForAbsence(t *testing.T) {
 		"NextAttempt":  func() error { _, err := b.store.NextAttempt(ctx, "e1"); return err },
 		"BindQueue":    func() error { _, err := b.store.BindQueue(ctx, "e1", "q"); return err },
 		"Queue":        func() error { _, err := b.store.Queue(ctx, "e1"); return err },
-		"Heartbeat":    func() error { return b.store.Heartbeat(ctx, "w") },
-		"WorkerAlive":  func() error { _, err := b.store.WorkerAlive(ctx, "w", time.Second); return err },
+		"Heartbeat":    func() error { return b.store.Heartbeat(ctx, "w", time.Now()) },
+		"WorkerAlive":  func() error { _, err := b.store.WorkerAlive(ctx, "w", time.Now()); return err },
 		"NextFailure":  func() error { _, err := b.store.NextFailure(ctx, "e1"); return err },
 		"ForgetWorker": func() error { return b.store.ForgetWorker(ctx, "w") },
 	}

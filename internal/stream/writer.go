@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/retry"
 	"github.com/execq/execq/tasks"
 )
 
@@ -229,7 +230,7 @@ func (w *Writer) send() {
 
 func (w *Writer) appendWithRetry(batch []rdb.Entry) error {
 	deadline := time.Now().Add(w.cfg.RetryFor)
-	backoff := 50 * time.Millisecond
+	b := retry.Backoff{First: 50 * time.Millisecond, Max: time.Second}
 	for {
 		start := time.Now()
 		err := w.app.AppendEvents(w.ctx, w.id, batch...)
@@ -239,15 +240,13 @@ func (w *Writer) appendWithRetry(batch []rdb.Entry) error {
 		if err == nil {
 			return nil
 		}
-		if w.ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		wait := b.Next()
+		if w.ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		select {
-		case <-time.After(backoff):
-		case <-w.ctx.Done():
+		if retry.Sleep(w.ctx, wait) != nil {
 			return err
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 

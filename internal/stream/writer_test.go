@@ -23,6 +23,9 @@ type appender struct {
 	calls    int
 	failures int
 	appended chan struct{} // gets a value after each successful append
+	// gate, when set before the first write, holds every append until it
+	// is closed: the append stays in flight for as long as a test needs.
+	gate chan struct{}
 }
 
 func newAppender(failures int) *appender {
@@ -30,6 +33,9 @@ func newAppender(failures int) *appender {
 }
 
 func (a *appender) AppendEvents(ctx context.Context, id string, entries ...rdb.Entry) error {
+	if a.gate != nil {
+		<-a.gate
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls++
@@ -97,6 +103,8 @@ func setup(t *testing.T, failures int, cfg stream.Config) *testBundle {
 func TestTinyWritesAreCoalesced(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 0, stream.Config{Linger: time.Hour})
+	gate := make(chan struct{})
+	b.app.gate = gate
 	var want []byte
 	for i := range 1000 {
 		p := []byte{'a' + byte(i%26)}
@@ -105,6 +113,7 @@ func TestTinyWritesAreCoalesced(t *testing.T) {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
+	close(gate)
 	if err := b.w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -101,25 +104,56 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 		return "", fmt.Errorf("create a container to fill the agent volume: %w", err)
 	}
 	defer func() { _ = e.Remove(context.WithoutCancel(ctx), created.ID) }()
-	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err == nil && st.Size == int64(len(v.binary)) && st.Mode.Perm() == v.mode {
-		v.ready = true
-		return v.name, nil
-	} else if err != nil && !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("look into the agent volume: %w", err)
-	}
+	// Workers (and test processes) that start together fill the same
+	// volume at once; a copy of the others may be half written when this
+	// one looks, so it looks again a few times before it gives up.
 	var archive bytes.Buffer
 	tw := tar.NewWriter(&archive)
 	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "execq-agent", Mode: int64(v.mode), Size: int64(len(v.binary))})
 	_, _ = tw.Write(v.binary)
 	_ = tw.Close()
-	copyErr := v.client.CopyToContainer(ctx, created.ID, "/agent", &archive, container.CopyToContainerOptions{})
-	// Another worker may have filled it meanwhile, and a container be
-	// running the binary (the copy then fails as the file is busy).
-	if st, err := v.client.ContainerStatPath(ctx, created.ID, "/agent/execq-agent"); err != nil || st.Size != int64(len(v.binary)) || st.Mode.Perm() != v.mode {
-		return "", fmt.Errorf("fill the agent volume: %v (stat: %v)", copyErr, err)
+	var problem error
+	for attempt := range 20 {
+		held, err := v.holds(ctx, created.ID)
+		if err != nil {
+			return "", err
+		}
+		if held == nil {
+			v.ready = true
+			return v.name, nil
+		}
+		problem = held
+		if attempt%4 == 0 {
+			// The copy fails as "text file busy" while a container runs
+			// the binary: then the binary is already whole.
+			if err := v.client.CopyToContainer(ctx, created.ID, "/agent", bytes.NewReader(archive.Bytes()), container.CopyToContainerOptions{}); err != nil {
+				problem = fmt.Errorf("%v; copy: %w", held, err)
+			}
+			continue
+		}
+		select {
+		case <-time.After(time.Duration(50+rand.IntN(100)) * time.Millisecond):
+		case <-ctx.Done():
+			return "", fmt.Errorf("fill the agent volume: %w (%v)", ctx.Err(), problem)
+		}
 	}
-	v.ready = true
-	return v.name, nil
+	return "", fmt.Errorf("fill the agent volume: %v", problem)
+}
+
+// holds returns nil when the volume, as the container sees it, holds the
+// binary with its mode, and what differs otherwise; the error is for a
+// volume it cannot look into.
+func (v *agentVolume) holds(ctx context.Context, containerID string) (differs, err error) {
+	st, err := v.client.ContainerStatPath(ctx, containerID, "/agent/execq-agent")
+	switch {
+	case errdefs.IsNotFound(err):
+		return errors.New("no agent binary in the volume"), nil
+	case err != nil:
+		return nil, fmt.Errorf("look into the agent volume: %w", err)
+	case st.Size != int64(len(v.binary)) || st.Mode.Perm() != v.mode:
+		return fmt.Errorf("the agent binary in the volume has %d bytes and mode %o, want %d and %o", st.Size, st.Mode.Perm(), len(v.binary), v.mode), nil
+	}
+	return nil, nil
 }
 
 // RemoveStaleAgentVolumes removes the agent volumes of other agent

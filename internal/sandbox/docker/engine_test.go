@@ -4,7 +4,12 @@ package docker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -126,5 +131,71 @@ func TestAgentVolumeIsShared(t *testing.T) {
 	}
 	if len(list.Volumes) == 0 {
 		t.Fatalf("no agent volume")
+	}
+}
+
+// Workers that start together fill the same new agent volume at once: each
+// of them gets a container running a whole binary, whatever the others'
+// copies are doing.
+func TestAgentVolumeFilledByManyAtOnce(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(testutil.AgentBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bytes after the ELF's sections change its digest, not what it runs:
+	// a binary no volume holds yet.
+	b = append(b, fmt.Sprintf("fill-test-%d", time.Now().UnixNano())...)
+	bin := filepath.Join(t.TempDir(), "execq-agent")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:8])
+	cli := testutil.Docker(t)
+	t.Cleanup(func() {
+		ctx := testutil.Context(t, time.Minute)
+		list, err := cli.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "execq.agent.sha256="+digest))})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, v := range list.Volumes {
+			if err := cli.VolumeRemove(ctx, v.Name, false); err != nil {
+				t.Errorf("remove %s: %v", v.Name, err)
+			}
+		}
+	})
+	const workers = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		e, err := docker.NewEngine(cli, docker.Config{Owner: fmt.Sprintf("test-fill-%d", i), AgentBinary: bin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := e.ResolveImage(testutil.Context(t, time.Minute), testutil.SandboxImage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Start runs the binary from the volume: a half-written one
+			// fails to execute.
+			c, err := e.Create(testutil.Context(t, 2*time.Minute), idleSpec(img))
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- e.Remove(context.Background(), c.ID())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a worker starting with the others: %v", err)
+		}
 	}
 }

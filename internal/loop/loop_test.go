@@ -1,0 +1,133 @@
+package loop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/execq/execq/internal/clock"
+)
+
+// syncBuffer is a log sink the loop's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestPassesAtEachTickAndStopWaits(t *testing.T) {
+	fake := clock.NewFake(time.Unix(0, 0))
+	passes := make(chan struct{})
+	release := make(chan struct{})
+	var logs syncBuffer
+	l := New(Config{
+		What:  "count",
+		Every: time.Second,
+		Clock: fake,
+		Pass: func(ctx context.Context) error {
+			passes <- struct{}{}
+			<-release
+			return errors.New("boom")
+		},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	l.Start(context.Background())
+	fake.Advance(999 * time.Millisecond)
+	select {
+	case <-passes:
+		t.Fatal("a pass ran before the interval")
+	case <-time.After(20 * time.Millisecond):
+	}
+	fake.Advance(time.Millisecond)
+	<-passes
+	release <- struct{}{}
+	fake.Advance(time.Second)
+	<-passes
+	release <- struct{}{}
+	// The failed passes are logged, with what they do.
+	for !strings.Contains(logs.String(), "count failed") {
+		time.Sleep(time.Millisecond)
+	}
+
+	fake.Advance(time.Second)
+	<-passes
+	stopped := make(chan struct{})
+	go func() { l.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a pass was running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	<-stopped
+	if fake.Tickers() != 0 {
+		t.Errorf("%d tickers left after Stop", fake.Tickers())
+	}
+}
+
+func TestStopEndsThePassAndIsNotLogged(t *testing.T) {
+	fake := clock.NewFake(time.Unix(0, 0))
+	started := make(chan struct{})
+	var logs syncBuffer
+	l := New(Config{
+		What:  "wait",
+		Every: time.Second,
+		Clock: fake,
+		Pass: func(ctx context.Context) error {
+			close(started)
+			<-ctx.Done()
+			return ctx.Err()
+		},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	l.Start(context.Background())
+	fake.Advance(time.Second)
+	<-started
+	l.Stop()
+	if s := logs.String(); s != "" {
+		t.Errorf("a pass ended by Stop was logged: %s", s)
+	}
+}
+
+func TestTimeoutBoundsAPass(t *testing.T) {
+	fake := clock.NewFake(time.Unix(0, 0))
+	errs := make(chan error, 1)
+	l := New(Config{
+		What:    "slow",
+		Every:   time.Second,
+		Timeout: 10 * time.Millisecond,
+		Clock:   fake,
+		Pass: func(ctx context.Context) error {
+			<-ctx.Done()
+			errs <- ctx.Err()
+			return ctx.Err()
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	l.Start(context.Background())
+	defer l.Stop()
+	fake.Advance(time.Second)
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("pass ended with %v, want its deadline", err)
+	}
+}
+
+func TestStopWithoutStart(t *testing.T) {
+	New(Config{Every: time.Second, Pass: func(context.Context) error { return nil }}).Stop()
+}
