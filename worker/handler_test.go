@@ -800,8 +800,9 @@ func (b *unitBundle) taskInfo(t *testing.T, id string) *asynq.TaskInfo {
 func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
 	t.Parallel()
 	id := "orphaned-" + fmt.Sprint(time.Now().UnixNano())
+	fake := clock.NewFake(time.Now())
 	var lease time.Time
-	b := setupUnit(t, unitOptions{before: func(b *unitBundle) {
+	b := setupUnit(t, unitOptions{clock: fake, before: func(b *unitBundle) {
 		b.submit(t, tasks.ExecRequest{ID: id, Cmd: []string{"echo", "recovered"}})
 		var claimed string
 		claimed, lease = claimedByACrashedWorker(t, b.redis, b.mr.Addr(), "default")
@@ -809,11 +810,14 @@ func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
 			t.Fatalf("the crashed worker claimed %s, want %s", claimed, id)
 		}
 	}})
-	// asynq alone takes the task back 30s after its lease expired, at a
-	// pass of its recoverer that runs every minute.
-	ctx, cancel := context.WithDeadline(b.ctx, lease.Add(20*time.Second))
+	// The worker's clock runs ahead, past the lease; asynq's runs at the
+	// pace of the system's, by which it would take the task back 30s after
+	// the lease expired, at a pass of its recoverer that runs every minute.
+	stop := runClock(fake, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	res, err := b.producer.Wait(ctx, id)
+	stop()
 	if err != nil {
 		t.Fatalf("the orphaned execution, its lease expired at %s: %v", lease.Format(time.TimeOnly), err)
 	}
@@ -821,10 +825,10 @@ func TestUnitRecoversTheExecutionOfACrashedWorker(t *testing.T) {
 		t.Errorf("status %s stdout %q worker %q", res.Status, res.Stdout, res.Worker)
 	}
 	// Never while the lease may still be renewed: not before it expired
-	// plus the recoverer's 5s margin for clock skew.
-	if earliest := lease.Add(5 * time.Second); res.StartedAt.Before(earliest) {
-		t.Errorf("the execution started again at %s, before its lease (%s) expired plus the 5s margin",
-			res.StartedAt.Format(time.StampMilli), lease.Format(time.StampMilli))
+	// plus the margin for clock skew (in the worker's time).
+	if earliest := lease.Add(worker.DefaultRecoverMargin); res.StartedAt.Before(earliest) {
+		t.Errorf("the execution started again at %s, before its lease (%s) expired plus the %s margin",
+			res.StartedAt.Format(time.StampMilli), lease.Format(time.StampMilli), worker.DefaultRecoverMargin)
 	}
 }
 
