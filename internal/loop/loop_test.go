@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/execq/execq/internal/clock"
+	"github.com/execq/execq/internal/testutil"
 )
 
 // syncBuffer is a log sink the loop's goroutine and the test share.
@@ -61,9 +62,9 @@ func TestPassesAtEachTickAndStopWaits(t *testing.T) {
 	<-passes
 	release <- struct{}{}
 	// The failed passes are logged, with what they do.
-	for !strings.Contains(logs.String(), "count failed") {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, time.Millisecond, "the failed pass is logged", func() bool {
+		return strings.Contains(logs.String(), "count failed")
+	})
 
 	fake.Advance(time.Second)
 	<-passes
