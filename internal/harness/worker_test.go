@@ -1,0 +1,116 @@
+//go:build integration
+
+package harness_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/execq/execq/internal/harness"
+	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/producer"
+	"github.com/execq/execq/tasks"
+)
+
+// buildExecq builds cmd/execq into a directory of the test's.
+func buildExecq(t *testing.T) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "execq")
+	cmd := exec.Command(testutil.GoTool(), "build", "-o", exe, "./cmd/execq")
+	cmd.Dir = testutil.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/execq: %v: %s", err, out)
+	}
+	return exe
+}
+
+// A worker process, as the benchmark and the chaos suite drive it: warm,
+// serving, its metrics, health, CPU time and memory read, then stopped.
+func TestWorkerProcess(t *testing.T) {
+	testutil.Docker(t)
+	r := testutil.StartRedis(t)
+	ctx := testutil.Context(t, 3*time.Minute)
+	name := "harness-test-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	w, err := harness.StartWorker(harness.WorkerConfig{
+		Exe:         buildExecq(t),
+		RedisURL:    r.URL,
+		PoolSize:    2,
+		Name:        name,
+		MetricsAddr: testutil.FreeAddr(t),
+		LogPath:     filepath.Join(t.TempDir(), "worker.log"),
+		Env:         []string{"EXECQ_TEST_MARK=1"},
+		Args:        []string{"--agent", testutil.AgentBinary(t), "--image", testutil.SandboxImage, "--shutdown-timeout", "5s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if w.Running() {
+			w.Kill()
+		}
+		if t.Failed() {
+			t.Logf("worker log:\n%s", harness.Tail(w.Log(), 40))
+		}
+	})
+	if err := w.WaitLog(ctx, "worker started", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WaitWarm(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if idle, err := w.Metric(ctx, "execq_pool_containers", "state", "idle"); err != nil || idle != 2 {
+		t.Errorf("idle containers %v, %v; want 2", idle, err)
+	}
+	if up, err := w.Metric(ctx, "execq_engine_up"); err != nil || up != 1 {
+		t.Errorf("execq_engine_up %v, %v; want 1", up, err)
+	}
+	if code, body, err := w.Healthz(ctx); err != nil || code != 200 {
+		t.Errorf("/healthz %d %q, %v; want 200", code, body, err)
+	}
+
+	client := producer.New(r.Client, producer.Options{})
+	id, err := client.Submit(ctx, tasks.ExecRequest{Cmd: []string{"echo", "served"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := client.Wait(ctx, id)
+	if err != nil || res.Stdout != "served\n" || res.Worker != name {
+		t.Fatalf("result %+v, %v; want served by %s", res, err, name)
+	}
+	if n, err := w.Metric(ctx, "execq_executions_total", "status", "succeeded"); err != nil || n != 1 {
+		t.Errorf("succeeded executions %v, %v; want 1", n, err)
+	}
+	if cpu, err := w.CPU(); err != nil || cpu <= 0 {
+		t.Errorf("worker CPU time %s, %v", cpu, err)
+	}
+	rss, peak, err := w.Memory()
+	if err != nil || rss <= 0 || peak < rss {
+		t.Errorf("worker memory rss %d peak %d, %v", rss, peak, err)
+	}
+	if err := w.ResetPeak(); err != nil {
+		t.Errorf("reset the peak: %v", err)
+	}
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(w.Pid()) + "/environ")
+	if err != nil || !strings.Contains(string(env), "EXECQ_TEST_MARK=1") {
+		t.Errorf("the worker's environment lacks WorkerConfig.Env (%v)", err)
+	}
+
+	if !w.Stop(time.Minute) {
+		t.Error("the worker did not stop within a minute of SIGTERM")
+	}
+	if w.Running() || w.Err() != nil {
+		t.Errorf("after Stop: running %v, err %v; want exited with status 0", w.Running(), w.Err())
+	}
+	if _, err := w.Metric(context.Background(), "execq_engine_up"); err == nil {
+		t.Error("the stopped worker still serves metrics")
+	}
+	if err := w.WaitLog(ctx, "never logged", time.Minute); err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Errorf("waiting on the log of an exited worker: %v; want it to say so at once", err)
+	}
+}
