@@ -19,6 +19,13 @@ import (
 // bound to the request first submitted under it: another request under it
 // (another command, image, queue, …) is refused with ErrIDConflict.
 //
+// Inputs over tasks.InlineInputBytes in all travel beside the task: the
+// largest of stdin and the file contents are stored under the execution's
+// tasks.Keys.Input, for the retention period, before the task is enqueued,
+// and the payload carries references to them (tasks.StoredInput). A failed
+// store enqueues nothing. The ID stays bound to the request's contents,
+// whatever travels where.
+//
 // A request that fails tasks.ExecRequest.Check is refused with a
 // *tasks.ValidationError and nothing is enqueued. Limits are checked by the
 // worker, which stores a "rejected" result for a request over them.
@@ -32,10 +39,15 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 	if req.SubmittedAt.IsZero() {
 		req.SubmittedAt = time.Now().UTC()
 	}
-	if err := req.Check(); err != nil {
+	if refs := req.StoredInputs(); len(refs) > 0 {
+		return "", &tasks.ValidationError{Problems: []string{
+			refs[0].Name + " is a reference to an input stored beside a task; give Submit the bytes, it stores what is large itself"}}
+	}
+	wire, inputs := req.StoreBeside()
+	if err := wire.Check(); err != nil {
 		return "", err
 	}
-	payload, err := tasks.EncodeRequest(&req)
+	payload, err := tasks.EncodeRequest(&wire)
 	if err != nil {
 		return "", err
 	}
@@ -52,6 +64,14 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 		return "", fmt.Errorf("submit %s to queue %q: %w: it was submitted to queue %q", req.ID, req.Queue, ErrIDConflict, bound.Queue)
 	case bound.Digest != "" && bound.Digest != digest:
 		return "", fmt.Errorf("submit %s: %w: it was submitted with another request; use a new ID for a new request", req.ID, ErrIDConflict)
+	}
+	if len(inputs) > 0 {
+		// Before the task: no worker may see a reference to an input not
+		// yet written. After a failed enqueue they stay (it may have
+		// happened after all) until a resubmission or their expiry.
+		if _, err := c.store.PutInputs(ctx, req.ID, inputs); err != nil {
+			return "", fmt.Errorf("submit %s: %w", req.ID, err)
+		}
 	}
 	task := asynq.NewTask(tasks.TypeExec, payload,
 		asynq.TaskID(req.ID),

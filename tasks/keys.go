@@ -57,6 +57,11 @@ func (k Keys) Queue(id string) string { return k.execution(id, "queue") }
 // (ExecRequest.Digest), to which the ID is bound.
 func (k Keys) Request(id string) string { return k.execution(id, "request") }
 
+// Input is the hash holding the inputs of the execution stored beside its
+// task (see StoredInput): one field per input, named by StdinField and
+// FileField.
+func (k Keys) Input(id string) string { return k.execution(id, "input") }
+
 // Pending is the sorted set of the executions enqueued and not yet known
 // to be finished, scored by when they were enqueued (Unix ms). Workers
 // sweep it for executions whose task left its queue without a result.

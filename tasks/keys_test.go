@@ -21,6 +21,8 @@ func TestKeysOfAnExecutionShareAHashTag(t *testing.T) {
 			"cancel":   k.Cancel(id),
 			"attempts": k.Attempts(id),
 			"queue":    k.Queue(id),
+			"request":  k.Request(id),
+			"input":    k.Input(id),
 		}
 		seen := map[string]string{}
 		for name, key := range keys {

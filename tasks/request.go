@@ -1,5 +1,6 @@
 // Package tasks is execq's wire contract: the asynq task type, the execution
-// request a producer enqueues, the result a worker stores, the events it
+// request a producer enqueues, the inputs too large for its payload that
+// travel beside it (StoredInput), the result a worker stores, the events it
 // streams, the Redis key names, and the validation both sides apply.
 //
 // It holds no Docker or asynq server code, so agents in any process can
@@ -7,6 +8,7 @@
 package tasks
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -44,6 +46,10 @@ type ExecRequest struct {
 	// Stdin is given to the command on its standard input, which is then
 	// closed. Nil means no standard input.
 	Stdin []byte `json:"stdin,omitempty"`
+	// StdinStored, in a task's payload, stands for a Stdin stored beside
+	// the task (Stdin is nil then); see StoredInput. Submit sets it for a
+	// large Stdin; a worker puts the bytes back (RestoreInputs).
+	StdinStored *StoredInput `json:"-"`
 	// WorkDir is the working directory, relative to /workspace. Defaults to
 	// /workspace itself.
 	WorkDir string `json:"workdir,omitempty"`
@@ -74,6 +80,10 @@ type File struct {
 	Content []byte `json:"content"`
 	// Mode holds the permission bits. Defaults to 0644.
 	Mode FileMode `json:"mode,omitempty"`
+	// Stored, in a task's payload, stands for a Content stored beside the
+	// task (Content is nil then); see StoredInput. Only an ExecRequest's
+	// JSON carries it.
+	Stored *StoredInput `json:"-"`
 }
 
 // FileMode holds Unix permission bits. It reads and writes JSON as an octal
@@ -115,26 +125,120 @@ type execRequestJSON struct {
 
 type execRequestAlias ExecRequest
 
-// MarshalJSON writes Timeout as whole milliseconds ("timeoutMs").
-func (r ExecRequest) MarshalJSON() ([]byte, error) {
-	return json.Marshal(execRequestJSON{
-		execRequestAlias: execRequestAlias(r),
-		TimeoutMs:        durationMillisCeil(r.Timeout),
-	})
+// storedRequestJSON is the JSON of a request with inputs stored beside its
+// task: a StoredInput object where the base64 string of stdin or of a
+// file's content would be.
+type storedRequestJSON struct {
+	execRequestJSON
+	Files []storedFileJSON `json:"files,omitempty"`
+	Stdin any              `json:"stdin,omitempty"`
 }
 
-// UnmarshalJSON reads "timeoutMs" into Timeout.
+type storedFileJSON struct {
+	fileAlias
+	Content any `json:"content"`
+}
+
+type fileAlias File
+
+// decodedRequestJSON reads stdin and file contents either way.
+type decodedRequestJSON struct {
+	execRequestJSON
+	Files []decodedFileJSON `json:"files,omitempty"`
+	Stdin json.RawMessage   `json:"stdin,omitempty"`
+}
+
+type decodedFileJSON struct {
+	fileAlias
+	Content json.RawMessage `json:"content"`
+}
+
+// wire is what r's JSON is made from. It has no MarshalJSON of its own,
+// which would have encoding/json validate the whole output again: a cost
+// that grows with the inputs inline.
+func (r *ExecRequest) wire() any {
+	v := execRequestJSON{
+		execRequestAlias: execRequestAlias(*r),
+		TimeoutMs:        durationMillisCeil(r.Timeout),
+	}
+	if !r.hasStoredInputs() {
+		return v
+	}
+	s := storedRequestJSON{execRequestJSON: v}
+	switch {
+	case r.StdinStored != nil:
+		s.Stdin = r.StdinStored
+	case len(r.Stdin) > 0:
+		s.Stdin = r.Stdin
+	}
+	if len(r.Files) > 0 {
+		s.Files = make([]storedFileJSON, len(r.Files))
+		for i, f := range r.Files {
+			s.Files[i] = storedFileJSON{fileAlias: fileAlias(f), Content: f.Content}
+			if f.Stored != nil {
+				s.Files[i].Content = f.Stored
+			}
+		}
+	}
+	return s
+}
+
+// MarshalJSON writes Timeout as whole milliseconds ("timeoutMs"), and
+// inputs stored beside the task as their StoredInput.
+func (r ExecRequest) MarshalJSON() ([]byte, error) {
+	return json.Marshal(r.wire())
+}
+
+// UnmarshalJSON reads "timeoutMs" into Timeout, and a StoredInput object in
+// place of stdin or of a file's content into StdinStored or File.Stored.
 func (r *ExecRequest) UnmarshalJSON(b []byte) error {
-	var v execRequestJSON
+	var v decodedRequestJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	if v.TimeoutMs > maxTimeoutMs || v.TimeoutMs < -maxTimeoutMs {
 		return fmt.Errorf("timeoutMs %d is out of range", v.TimeoutMs)
 	}
-	*r = ExecRequest(v.execRequestAlias)
-	r.Timeout = time.Duration(v.TimeoutMs) * time.Millisecond
+	out := ExecRequest(v.execRequestAlias)
+	out.Timeout = time.Duration(v.TimeoutMs) * time.Millisecond
+	var err error
+	if out.Stdin, out.StdinStored, err = decodeInput(v.Stdin); err != nil {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	if v.Files != nil {
+		out.Files = make([]File, len(v.Files))
+		for i, f := range v.Files {
+			out.Files[i] = File(f.fileAlias)
+			if out.Files[i].Content, out.Files[i].Stored, err = decodeInput(f.Content); err != nil {
+				return fmt.Errorf("files[%d].content: %w", i, err)
+			}
+		}
+	}
+	*r = out
 	return nil
+}
+
+// decodeInput reads an input's JSON: null, a base64 string, or a
+// StoredInput object, whose every field must be known.
+func decodeInput(raw json.RawMessage) ([]byte, *StoredInput, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return nil, nil, nil
+	case raw[0] == '{':
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		var s StoredInput
+		if err := dec.Decode(&s); err != nil {
+			return nil, nil, fmt.Errorf("not a reference to an input stored beside the task: %w", err)
+		}
+		return nil, &s, nil
+	}
+	var b []byte
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, nil, err
+	}
+	return b, nil, nil
 }
 
 // maxTimeoutMs is the largest timeout a time.Duration holds, in ms.
@@ -161,7 +265,7 @@ func DecodeRequest(payload []byte) (*ExecRequest, error) {
 
 // EncodeRequest writes the task payload of r.
 func EncodeRequest(r *ExecRequest) ([]byte, error) {
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(r.wire())
 	if err != nil {
 		return nil, fmt.Errorf("encode execution request: %w", err)
 	}
@@ -171,9 +275,15 @@ func EncodeRequest(r *ExecRequest) ([]byte, error) {
 // Digest is a hash of what r asks for: everything but SubmittedAt. An
 // execution ID is bound to the digest of the request first submitted
 // under it; another request under the same ID is a conflict.
+//
+// It covers the bytes of every input. Submit takes it of the request with
+// its inputs inline, before it stores any beside the task, so a request's
+// digest does not depend on where its inputs travel, and is the one it had
+// before they could travel beside the task. Of a request that holds
+// references, it covers the references, and so the inputs' SHA-256.
 func (r ExecRequest) Digest() (string, error) {
 	r.SubmittedAt = time.Time{}
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(r.wire())
 	if err != nil {
 		return "", fmt.Errorf("digest of the request: %w", err)
 	}

@@ -12,7 +12,8 @@ import (
 // request may ask for less or, up to the maximum, more than the default.
 // Each zero field takes its value from DefaultLimits.
 type Limits struct {
-	// MaxPayloadBytes bounds the encoded request.
+	// MaxPayloadBytes bounds the encoded request, inputs stored beside the
+	// task counted as if inline.
 	MaxPayloadBytes int64
 	// DefaultTimeout applies when a request gives none.
 	DefaultTimeout time.Duration
@@ -217,6 +218,9 @@ func (r *ExecRequest) check(p *problems) {
 	if total > MaxArgvEnvBytes {
 		p.addf("the command's arguments and environment take %d bytes; at most %d are allowed (the kernel refuses more)", total, MaxArgvEnvBytes)
 	}
+	if r.StdinStored != nil {
+		checkStored(p, "stdin", r.Stdin, r.StdinStored)
+	}
 	seen := make(map[string]bool, len(r.Files))
 	for i, f := range r.Files {
 		clean, err := WorkspacePath(f.Path)
@@ -230,6 +234,9 @@ func (r *ExecRequest) check(p *problems) {
 		seen[clean] = true
 		if f.Mode&^0o777 != 0 {
 			p.addf("files[%d].mode %04o has bits beyond 0777", i, uint32(f.Mode))
+		}
+		if f.Stored != nil {
+			checkStored(p, fmt.Sprintf("files[%d].content", i), f.Content, f.Stored)
 		}
 	}
 	if r.WorkDir != "" && path.Clean(r.WorkDir) != "." {
@@ -264,12 +271,20 @@ func (r *ExecRequest) check(p *problems) {
 }
 
 // Validate checks r against a worker's limits, including everything Check
-// checks, and the encoded size of the payload it came from.
+// checks, and the encoded size of the payload it came from. Inputs stored
+// beside the task count as the base64 they would be inline, by the sizes
+// their references give, so a request is within the limits or not
+// whatever its inputs' sizes, and is checked before they are read.
 func (r *ExecRequest) Validate(l Limits, payloadBytes int) error {
 	l = l.WithDefaults()
 	var p problems
-	if int64(payloadBytes) > l.MaxPayloadBytes {
-		p.addf("payload is %d bytes; the worker accepts at most %d", payloadBytes, l.MaxPayloadBytes)
+	stored := r.storedEncodedBytes()
+	if size := int64(payloadBytes) + stored; size > l.MaxPayloadBytes {
+		if stored > 0 {
+			p.addf("request is %d bytes with its inputs stored beside the task (%d in the payload); the worker accepts at most %d", size, payloadBytes, l.MaxPayloadBytes)
+		} else {
+			p.addf("payload is %d bytes; the worker accepts at most %d", payloadBytes, l.MaxPayloadBytes)
+		}
 	}
 	r.check(&p)
 	if r.Timeout > l.MaxTimeout {

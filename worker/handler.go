@@ -116,12 +116,48 @@ func (e *execution) process(ctx context.Context) error {
 		return e.retry(ctx, err)
 	}
 	e.imageID = img.ID
+	if err := e.loadInputs(ctx, req); err != nil {
+		var missing *tasks.InputError
+		if errors.As(err, &missing) {
+			e.log.Warn("inputs stored beside the task are missing or do not match; nothing runs", "err", err)
+			return e.finish(ctx, tasks.StatusError, err.Error())
+		}
+		return e.retry(ctx, err)
+	}
 	resolved := req.Resolved(e.w.cfg.Limits)
 	e.req = &resolved
 	if !req.SubmittedAt.IsZero() {
 		e.res.QueuedMs = max(start.Sub(req.SubmittedAt).Milliseconds(), 0)
 	}
 	return e.run(ctx, runCtx)
+}
+
+// inputReadTimeout bounds the read of the inputs stored beside a task,
+// retried while Redis is unreachable.
+const inputReadTimeout = 30 * time.Second
+
+// loadInputs reads the inputs stored beside the task, in one read, checks
+// them against their references and puts them in req. An input that is
+// missing or does not match is a *tasks.InputError; anything else is
+// Redis's failure.
+func (e *execution) loadInputs(ctx context.Context, req *tasks.ExecRequest) error {
+	refs := req.StoredInputs()
+	if len(refs) == 0 {
+		return nil
+	}
+	fields := make([]string, len(refs))
+	for i, ref := range refs {
+		fields[i] = ref.Field
+	}
+	rctx, cancel := context.WithTimeout(ctx, inputReadTimeout)
+	defer cancel()
+	contents, err := retryRedis(rctx, func(ctx context.Context) (map[string][]byte, error) {
+		return e.w.store.Inputs(ctx, e.id, fields)
+	})
+	if err != nil {
+		return fmt.Errorf("read the inputs stored beside the task: %w", err)
+	}
+	return req.RestoreInputs(contents)
 }
 
 // run takes a container and runs the command in it. ctx is the task's

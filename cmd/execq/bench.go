@@ -13,9 +13,10 @@ import (
 
 func newBenchCommand() *cobra.Command {
 	var (
-		cfg       bench.Config
-		bigOutput string
-		jsonPath  string
+		cfg        bench.Config
+		bigOutput  string
+		inputSizes []string
+		jsonPath   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -25,7 +26,8 @@ true through the Go client and the Docker CLI (the baselines), and for each
 runtime its own cost per execution (run and verified reset), execq end to end
 (Submit→Wait, Submit→first output byte, execq run), throughput at several worker
 concurrencies with the worker's and Redis's costs per execution; then a burst,
-one execution with a big output, and execq's own memory costs. It starts its own
+one execution with a big output, executions with a large stdin, and execq's own
+memory costs. It starts its own
 redis-server and real worker processes, prints a markdown table and writes the
 figures as JSON.`,
 		Args: cobra.NoArgs,
@@ -41,6 +43,13 @@ figures as JSON.`,
 			cfg.Progress = os.Stderr
 			if cfg.BigOutputBytes, err = parseSize("--big-output", bigOutput); err != nil {
 				return err
+			}
+			for _, s := range inputSizes {
+				n, err := parseSize("--input-sizes", s)
+				if err != nil {
+					return err
+				}
+				cfg.InputSizes = append(cfg.InputSizes, n)
 			}
 			report, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -72,6 +81,8 @@ figures as JSON.`,
 	f.IntSliceVar(&cfg.Concurrency, "concurrency", []int{1, 4, 16}, "worker concurrencies of the throughput runs")
 	f.IntVar(&cfg.Burst, "burst", 100, "executions submitted at once")
 	f.StringVar(&bigOutput, "big-output", "100000000", "bytes the big-output execution writes (sizes like 100m are powers of 1024)")
+	f.StringSliceVar(&inputSizes, "input-sizes", []string{"10m", "5m"}, "stdin sizes of the large-input phase (cat >/dev/null)")
+	f.IntVar(&cfg.InputSamples, "input-samples", 10, "sample size of each large input")
 	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
 	f.StringArrayVar(&cfg.WorkerArgs, "worker-arg", nil, "add this argument to every worker's command line, e.g. --worker-arg=--task-check-interval=2ms")
 	return cmd

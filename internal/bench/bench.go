@@ -49,6 +49,11 @@ type Config struct {
 	// BigOutputBytes is what the big-output execution writes. Defaults to
 	// 100 MB.
 	BigOutputBytes int64
+	// InputSizes are the stdin sizes of the large-input phase. Defaults to
+	// 10 MiB and 5 MiB.
+	InputSizes []int64
+	// InputSamples is the sample size of each large input. Defaults to 10.
+	InputSamples int
 	// WorkerArgs are added to every `execq worker` command line, to
 	// measure other settings (e.g. --task-check-interval 2ms).
 	WorkerArgs []string
@@ -78,6 +83,12 @@ func (c Config) withDefaults() Config {
 	if c.BigOutputBytes <= 0 {
 		c.BigOutputBytes = 100_000_000
 	}
+	if len(c.InputSizes) == 0 {
+		c.InputSizes = []int64{10 << 20, 5 << 20}
+	}
+	if c.InputSamples <= 0 {
+		c.InputSamples = 10
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -105,6 +116,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"samples": cfg.Samples, "throughput": cfg.Throughput, "concurrency": cfg.Concurrency,
 		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image,
 		"runtimes": cfg.Runtimes, "workerArgs": cfg.WorkerArgs,
+		"inputSizes": cfg.InputSizes, "inputSamples": cfg.InputSamples,
 	}}
 	if _, err := os.Stat(cfg.agentBinary()); err != nil {
 		return nil, fmt.Errorf("the agent binary: %w (make build puts it beside execq)", err)
@@ -175,6 +187,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err := r.runBigOutput(ctx, client, redisSrv, w, cfg); err != nil {
 				stopWorker(w)
 				return nil, fmt.Errorf("big output: %w", err)
+			}
+			progress("%s: cat >/dev/null with a stdin of %v bytes, %d each", name, cfg.InputSizes, cfg.InputSamples)
+			if err := r.runLargeInputs(ctx, client, redisSrv, cfg); err != nil {
+				w.stop()
+				return nil, fmt.Errorf("large inputs: %w", err)
 			}
 		}
 		stopWorker(w)

@@ -50,10 +50,16 @@ func FormatPayload(taskType string, payload []byte) string {
 		fmt.Fprintf(&b, "limits:  %s\n", strings.Join(limits, ", "))
 	}
 	if len(req.Files) > 0 {
-		var size int64
+		var size, besideSize int64
+		beside := 0
 		names := make([]string, 0, min(len(req.Files), 5))
 		for i, f := range req.Files {
-			size += int64(len(f.Content))
+			if f.Stored != nil {
+				beside++
+				besideSize += f.Stored.Bytes
+			} else {
+				size += int64(len(f.Content))
+			}
 			if i < 5 {
 				names = append(names, f.Path)
 			}
@@ -62,9 +68,16 @@ func FormatPayload(taskType string, payload []byte) string {
 		if len(req.Files) > 5 {
 			more = fmt.Sprintf(" and %d more", len(req.Files)-5)
 		}
-		fmt.Fprintf(&b, "files:   %d (%s): %s%s\n", len(req.Files), humanBytes(size), strings.Join(names, ", "), more)
+		total := humanBytes(size + besideSize)
+		if beside > 0 {
+			total += fmt.Sprintf(", %d of them (%s) stored beside the task", beside, humanBytes(besideSize))
+		}
+		fmt.Fprintf(&b, "files:   %d (%s): %s%s\n", len(req.Files), total, strings.Join(names, ", "), more)
 	}
-	if len(req.Stdin) > 0 {
+	switch {
+	case req.StdinStored != nil:
+		fmt.Fprintf(&b, "stdin:   %s, stored beside the task\n", humanBytes(req.StdinStored.Bytes))
+	case len(req.Stdin) > 0:
 		fmt.Fprintf(&b, "stdin:   %s\n", humanBytes(int64(len(req.Stdin))))
 	}
 	if len(req.Collect) > 0 {

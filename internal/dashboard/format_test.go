@@ -40,6 +40,22 @@ func TestFormatPayload(t *testing.T) {
 	if got := dashboard.FormatPayload(tasks.TypeExec, plain); !strings.Contains(got, "limits:  timeout the worker's (30s by default)") {
 		t.Errorf("a request without a timeout shown as\n%s", got)
 	}
+	large := tasks.ExecRequest{ID: "e3", Cmd: []string{"cat"}, Stdin: make([]byte, 5<<20),
+		Files: []tasks.File{{Path: "small.txt", Content: []byte("hi")}, {Path: "big.bin", Content: make([]byte, 1<<20)}}}
+	wire, _ := large.StoreBeside()
+	beside, err := tasks.EncodeRequest(&wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = dashboard.FormatPayload(tasks.TypeExec, beside)
+	for _, want := range []string{
+		"stdin:   5.0 MiB, stored beside the task",
+		"files:   2 (1.0 MiB, 1 of them (1.0 MiB) stored beside the task): small.txt, big.bin",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a request with inputs stored beside shown as\n%s\nwithout %q", got, want)
+		}
+	}
 	if got := dashboard.FormatPayload(tasks.TypeExec, []byte("{nope")); !strings.HasPrefix(got, "undecodable request: ") {
 		t.Errorf("an undecodable payload shown as %q", got)
 	}

@@ -3,10 +3,12 @@ package rdb
 import "github.com/redis/go-redis/v9"
 
 // finalizeScript stores an execution's result and appends its exit event,
-// atomically and only once.
+// atomically and only once, and deletes the inputs stored beside its task:
+// nothing runs an execution that has its result.
 //
 // KEYS[1] the result key
 // KEYS[2] the stream key
+// KEYS[3] the input key
 // ARGV[1] the result JSON
 // ARGV[2] the exit event data (JSON)
 // ARGV[3] retention in milliseconds, applied to both keys
@@ -20,6 +22,7 @@ end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 redis.call("XADD", KEYS[2], "*", "type", "exit", "data", ARGV[2])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
+redis.call("DEL", KEYS[3])
 return 1
 `)
 

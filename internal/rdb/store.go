@@ -74,8 +74,9 @@ func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) e
 }
 
 // Finalize stores res and appends the matching exit event, unless the
-// execution already has a result. It reports whether res was written: a
-// result, once written, is never replaced.
+// execution already has a result, and deletes the inputs stored beside its
+// task. It reports whether res was written: a result, once written, is
+// never replaced.
 func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 	body, err := tasks.EncodeResult(res)
 	if err != nil {
@@ -85,7 +86,7 @@ func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
 	}
-	keys := []string{s.keys.Result(res.ExecutionID), s.keys.Stream(res.ExecutionID)}
+	keys := []string{s.keys.Result(res.ExecutionID), s.keys.Stream(res.ExecutionID), s.keys.Input(res.ExecutionID)}
 	n, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("store result of %s: %w", res.ExecutionID, err)
