@@ -84,7 +84,7 @@ func TestLargeInputsTravelBesideTheTask(t *testing.T) {
 		if _, err := b.producer.Submit(ctx, other); !errors.Is(err, producer.ErrIDConflict) {
 			t.Errorf("the same ID with another 5 MiB stdin: %v, want ErrIDConflict", err)
 		}
-		if n := countType(b.events(t, id), tasks.EventStarted); n != 1 {
+		if n := testutil.CountEvents(b.events(t, id), tasks.EventStarted); n != 1 {
 			t.Errorf("started %d times", n)
 		}
 	})
@@ -119,7 +119,7 @@ func TestMissingStoredInputEndsTheExecution(t *testing.T) {
 		if res.Status != tasks.StatusError || !strings.Contains(res.Error, want) || res.Stdout != "" {
 			t.Errorf("status %s, error %q, stdout %q; want error saying %q", res.Status, res.Error, res.Stdout, want)
 		}
-		if n := countType(b.events(t, id), tasks.EventStarted); n != 0 {
+		if n := testutil.CountEvents(b.events(t, id), tasks.EventStarted); n != 0 {
 			t.Errorf("started %d times without its input", n)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -67,7 +68,7 @@ func TestUnitMissingOrWrongStoredInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.enqueueUnchecked(t, id, payload)
+		testutil.EnqueueRaw(t, b.redis, id, payload)
 		res := b.wait(t, id)
 		if res.Status != tasks.StatusError || res.Attempt != 0 || res.Stdout != "" {
 			t.Errorf("%s: status %s, attempt %d, stdout %d bytes; want error before any attempt", c.name, res.Status, res.Attempt, len(res.Stdout))
@@ -77,7 +78,7 @@ func TestUnitMissingOrWrongStoredInputs(t *testing.T) {
 				t.Errorf("%s: the result says %q, not %q", c.name, res.Error, want)
 			}
 		}
-		if n := numEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
+		if n := testutil.CountEvents(b.streamOf(t, id), tasks.EventStarted); n != 0 {
 			t.Errorf("%s: started %d times", c.name, n)
 		}
 	}
@@ -95,7 +96,7 @@ func TestUnitLimitsApplyToTheStoredSizesBeforeTheRead(t *testing.T) {
 	}
 	// Nothing is stored: a worker that read before checking would say
 	// the input is missing.
-	b.enqueueUnchecked(t, id, payload)
+	testutil.EnqueueRaw(t, b.redis, id, payload)
 	res := b.wait(t, id)
 	if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, "with its inputs stored beside the task") {
 		t.Errorf("status %s: %s; want rejected for the stored size", res.Status, res.Error)

@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			progress("%s: cat >/dev/null with a stdin of %v bytes, %d each", name, cfg.InputSizes, cfg.InputSamples)
 			if err := r.runLargeInputs(ctx, client, redisSrv, cfg); err != nil {
-				w.stop()
+				stopWorker(w)
 				return nil, fmt.Errorf("large inputs: %w", err)
 			}
 		}

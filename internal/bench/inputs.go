@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/execq/execq/internal/harness"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 )
@@ -27,7 +28,7 @@ type LargeInput struct {
 	AsynqTaskBytes int64 `json:"asynqTaskBytes"`
 }
 
-func (r *Report) runLargeInputs(ctx context.Context, client *producer.Client, redisSrv *redisServer, cfg Config) error {
+func (r *Report) runLargeInputs(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, cfg Config) error {
 	for _, size := range cfg.InputSizes {
 		stdin := make([]byte, size)
 		_, _ = rand.Read(stdin)
@@ -63,11 +64,11 @@ func (r *Report) runLargeInputs(ctx context.Context, client *producer.Client, re
 		// Wait returns before asynq records the task completed, with its
 		// result: the hash as asynq keeps it is measured.
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if state, _ := redisSrv.client.HGet(ctx, key, "state").Result(); state == "completed" {
+			if state, _ := redisSrv.Client.HGet(ctx, key, "state").Result(); state == "completed" {
 				break
 			}
 		}
-		n, err := redisSrv.client.MemoryUsage(ctx, key, 0).Result()
+		n, err := redisSrv.Client.MemoryUsage(ctx, key, 0).Result()
 		if err != nil {
 			return fmt.Errorf("memory usage of the task: %w", err)
 		}
