@@ -83,8 +83,14 @@ func TestWorkerProcess(t *testing.T) {
 	if err != nil || res.Stdout != "served\n" || res.Worker != name {
 		t.Fatalf("result %+v, %v; want served by %s", res, err, name)
 	}
-	if n, err := w.Metric(ctx, "execq_executions_total", "status", "succeeded"); err != nil || n != 1 {
-		t.Errorf("succeeded executions %v, %v; want 1", n, err)
+	// The worker counts the execution just after it stores the result.
+	var n float64
+	var metricErr error
+	if err := w.Await(ctx, 10*time.Second, 10*time.Millisecond, func() bool {
+		n, metricErr = w.Metric(ctx, "execq_executions_total", "status", "succeeded")
+		return metricErr == nil && n == 1
+	}); err != nil {
+		t.Errorf("succeeded executions %v (%v): %v; want 1", n, metricErr, err)
 	}
 	if cpu, err := w.CPU(); err != nil || cpu <= 0 {
 		t.Errorf("worker CPU time %s, %v", cpu, err)
