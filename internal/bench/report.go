@@ -17,6 +17,9 @@ type Report struct {
 	Duration  float64        `json:"durationSeconds"`
 	Config    map[string]any `json:"config"`
 	Notes     []string       `json:"notes,omitempty"`
+
+	// Python is nil when the Python image is missing (a note says so).
+	Python *PythonFigures `json:"python,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -205,6 +208,7 @@ func (r *Report) Markdown(w io.Writer) {
 	p("| worker RSS, idle / under load (concurrency %d) | %.1f MiB / %.1f MiB |\n", c.WorkerLoadSampleAt, c.WorkerIdleRSSMB, c.WorkerLoadRSSMB)
 	p("| Redis memory per finished `true` (used_memory delta over %d, asynq's completed task included) | %s |\n", c.RedisSampleN, humanBytes(c.RedisBytesPerExec))
 	p("| of which execq's keys (result, stream, attempts, queue, request) / asynq's task hash (MEMORY USAGE) | %s / %s |\n", humanBytes(c.ExecqKeysBytes), humanBytes(c.AsynqTaskBytes))
+	r.Python.markdown(w)
 	for _, n := range r.Notes {
 		p("\n%s\n", n)
 	}
