@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -36,11 +36,11 @@ type PythonFigures struct {
 	Runs    []PythonRun `json:"runs"`
 }
 
-// FloorRun is the command run in a loop by Loops loops at once, each in a
-// warm container of the image made with execq's hardening and limits (as
-// the baseline's are), through one docker exec per loop: what the machine
-// does with no execq in the way. It is measured before and after the
-// runtimes' runs of as many loops; the better run is kept.
+// FloorRun is N executions of the command by Loops loops at once, each in
+// a warm container of the image made with execq's hardening and limits (as
+// the baseline's are), through one docker exec per loop, sharing the work:
+// what the machine does with no execq in the way. It is measured before
+// and after the runtimes' runs of as many loops; the better run is kept.
 type FloorRun struct {
 	Loops     int     `json:"loops"`
 	N         int     `json:"n"`
@@ -81,7 +81,7 @@ func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *produc
 	f := &PythonFigures{Image: cfg.PythonImage, Command: pythonCmd}
 	for _, c := range cfg.Concurrency {
 		floor := func(when string) (FloorRun, error) {
-			n := max(cfg.Throughput/2, c)
+			n := max(cfg.Throughput/2, 1)
 			progress("python: floor %s, %d executions of python3 -c pass in %d loops at once", when, n, c)
 			fl, err := pythonFloor(ctx, cli, cfg, c, n)
 			if err != nil {
@@ -138,8 +138,10 @@ func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *produc
 	return nil
 }
 
-// pythonFloor runs pythonCmd about n times in all, split between loops
-// containers that each run their share one after another.
+// pythonFloor times n executions of pythonCmd by loops containers that
+// each run it over and over until n are done between them. Like the
+// worker's queue, the loops share the work: one slowed down by the machine
+// does fewer, and holds nobody up.
 func pythonFloor(ctx context.Context, cli *client.Client, cfg Config, loops, n int) (FloorRun, error) {
 	rt, err := newRuntime(cli, cfg, dockerexec.Name, fmt.Sprintf("bench-floor-%d", os.Getpid()))
 	if err != nil {
@@ -155,11 +157,11 @@ func pythonFloor(ctx context.Context, cli *client.Client, cfg Config, loops, n i
 		b.boxes = append(b.boxes, sb)
 	}
 	for i := range loops {
-		if err := b.loop(ctx, i, 1, pythonCmd); err != nil {
+		if err := b.run(ctx, i, nil, pythonCmd...); err != nil {
 			return FloorRun{}, err
 		}
 	}
-	each := max(n/loops, 1)
+	done := newCounter(int64(n))
 	errs := make(chan error, loops)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -167,29 +169,69 @@ func pythonFloor(ctx context.Context, cli *client.Client, cfg Config, loops, n i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- b.loop(ctx, i, each, pythonCmd)
+			errs <- b.run(ctx, i, done, append([]string{"sh", "-c", loopScript, "sh"}, pythonCmd...)...)
 		}()
 	}
-	wg.Wait()
+	ended := make(chan struct{})
+	go func() { wg.Wait(); close(ended) }()
+	select {
+	case <-done.reached:
+	case <-ended:
+	case <-ctx.Done():
+	}
 	drain := time.Since(start)
+	for i := range loops {
+		if err := b.run(ctx, i, nil, "sh", "-c", ": >"+floorStop); err != nil {
+			return FloorRun{}, err
+		}
+	}
+	<-ended
 	close(errs)
 	for err := range errs {
 		if err != nil {
 			return FloorRun{}, err
 		}
 	}
-	return FloorRun{Loops: loops, N: each * loops, DrainS: roundMs(drain.Seconds()*1000) / 1000, PerSecond: perSecond(each*loops, drain)}, nil
+	if err := ctx.Err(); err != nil {
+		return FloorRun{}, err
+	}
+	return FloorRun{Loops: loops, N: n, DrainS: roundMs(drain.Seconds()*1000) / 1000, PerSecond: perSecond(n, drain)}, nil
 }
 
-// loopScript runs its arguments after the first, as many times as the first
-// says, and stops at the first failure.
-const loopScript = `n=$1; shift; i=0; while [ "$i" -lt "$n" ]; do "$@" || exit; i=$((i + 1)); done`
+// floorStop ends the floor's loops when it exists.
+const floorStop = "/tmp/execq-bench-stop"
 
-// loop runs cmd count times one after another in box i, as its user, in
-// one docker exec.
-func (b *bareExec) loop(ctx context.Context, i, count int, cmd []string) error {
+// loopScript runs its arguments over and over, a line on stdout after each
+// run, until floorStop exists or a run fails.
+const loopScript = `while [ ! -e ` + floorStop + ` ]; do "$@" >/dev/null || exit; echo; done`
+
+// counter counts the lines written to it and closes reached at the
+// target.
+type counter struct {
+	lines   atomic.Int64
+	target  int64
+	once    sync.Once
+	reached chan struct{}
+}
+
+func newCounter(target int64) *counter {
+	return &counter{target: target, reached: make(chan struct{})}
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	if c.lines.Add(int64(bytes.Count(p, []byte{'\n'}))) >= c.target {
+		c.once.Do(func() { close(c.reached) })
+	}
+	return len(p), nil
+}
+
+// run runs argv in box i as its user, in one docker exec, with its stdout
+// to stdout (discarded when nil), and fails unless it exits 0.
+func (b *bareExec) run(ctx context.Context, i int, stdout io.Writer, argv ...string) error {
 	sb := b.boxes[i]
-	argv := append([]string{"sh", "-c", loopScript, "sh", strconv.Itoa(count)}, cmd...)
+	if stdout == nil {
+		stdout = io.Discard
+	}
 	e, err := b.cli.ContainerExecCreate(ctx, sb.ID(), container.ExecOptions{
 		User: b.user(sb), Cmd: argv, WorkingDir: tasks.Workspace, AttachStdout: true, AttachStderr: true,
 	})
@@ -201,14 +243,14 @@ func (b *bareExec) loop(ctx context.Context, i, count int, cmd []string) error {
 		return err
 	}
 	var stderr bytes.Buffer
-	_, _ = stdcopy.StdCopy(io.Discard, &stderr, att.Reader)
+	_, _ = stdcopy.StdCopy(stdout, &stderr, att.Reader)
 	att.Close()
 	info, err := b.cli.ContainerExecInspect(ctx, e.ID)
 	if err != nil {
 		return err
 	}
 	if info.ExitCode != 0 {
-		return fmt.Errorf("%s in a loop exited %d: %s", strings.Join(cmd, " "), info.ExitCode, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s exited %d: %s", strings.Join(argv, " "), info.ExitCode, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
