@@ -4,7 +4,7 @@ BIN     := bin/execq
 IMAGE   ?= execq-sandbox:latest
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build setup sandbox-image run test test-unit test-chaos test-gvisor smoke bench lint clean
+.PHONY: build setup sandbox-image language-images run test test-unit test-chaos test-gvisor smoke bench lint clean
 
 # execq, and beside it the static agent it mounts into every sandbox.
 build:
@@ -18,6 +18,11 @@ setup:
 
 sandbox-image:
 	scripts/sandbox-image.sh $(IMAGE)
+
+# execq-python, execq-node and execq-c from Debian packages (debootstrap,
+# docker import); an image whose build hash is unchanged is kept.
+language-images:
+	scripts/language-images.sh
 
 # The execq image (deploy/Dockerfile, used by docker-compose.yml): a static
 # binary in an empty image, so it builds without a registry. .dockerignore

@@ -4,16 +4,20 @@
 # engine answers), starts dockerd where it is not running, and builds the
 # sandbox image when it is absent. With --test it also installs what the
 # tests use: chromium and chromium-driver (the dashboard's browser test) and
-# docker-compose (the compose file's check). With --with-runsc it installs
+# docker-compose (the compose file's check), and builds the language images.
+# With --languages it builds the language images (scripts/language-images.sh,
+# with debootstrap) where they are missing or stale. With --with-runsc it installs
 # gVisor's runsc and registers it with the engine as the runtime "runsc"
 # (worker --oci-runtime runsc). Installing needs root; everything else is
 # checked and reported.
 set -eu
 tests=0
+languages=0
 runsc=0
 for arg in "$@"; do
 	case "$arg" in
-	--test) tests=1 ;;
+	--test) tests=1 languages=1 ;;
+	--languages) languages=1 ;;
 	--with-runsc) runsc=1 ;;
 	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
 	esac
@@ -35,6 +39,9 @@ if [ "$tests" = 1 ]; then
 	command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 	command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 	command -v curl >/dev/null 2>&1 || missing="$missing curl"
+fi
+if [ "$languages" = 1 ]; then
+	command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
 fi
 if [ "$runsc" = 1 ]; then
 	command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
@@ -101,4 +108,9 @@ image="${EXECQ_IMAGE:-execq-sandbox:latest}"
 if ! docker image inspect "$image" >/dev/null 2>&1; then
 	scripts/sandbox-image.sh "$image"
 fi
-log "ready: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), docker $(docker version --format '{{.Server.Version}}'), image $image"
+images="image $image"
+if [ "$languages" = 1 ]; then
+	scripts/language-images.sh
+	images="images $image, execq-python, execq-node, execq-c"
+fi
+log "ready: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), docker $(docker version --format '{{.Server.Version}}'), $images"

@@ -27,7 +27,9 @@ runtime its own cost per execution (run and verified reset), execq end to end
 (Submit→Wait, Submit→first output byte, execq run), throughput at several worker
 concurrencies with the worker's and Redis's costs per execution; then a burst,
 one execution with a big output, executions with a large stdin, and execq's own
-memory costs. It starts its own
+memory costs; and where the Python image exists, the throughput of python3 -c
+pass per runtime against its floor (the command looped in as many hardened
+containers). It starts its own
 redis-server and real worker processes, prints a markdown table and writes the
 figures as JSON.`,
 		Args: cobra.NoArgs,
@@ -75,6 +77,7 @@ figures as JSON.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Image, "image", "execq-sandbox:latest", "sandbox image")
+	f.StringVar(&cfg.PythonImage, "python-image", "execq-python:latest", "image of the python3 -c pass figures (left out when it is missing; make language-images builds it)")
 	f.IntVar(&cfg.Samples, "samples", 100, "sample size of each sequential latency")
 	f.IntVar(&cfg.Throughput, "throughput", 2000, "executions per throughput run of the agent runtime (a quarter of them for docker-exec)")
 	f.StringSliceVar(&cfg.Runtimes, "runtimes", []string{"agent", "docker-exec"}, "runtimes to measure, the default one first")

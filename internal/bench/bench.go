@@ -32,6 +32,9 @@ type Config struct {
 	Exe string
 	// Image is the sandbox image. Defaults to execq-sandbox:latest.
 	Image string
+	// PythonImage is the image of the figures of `python3 -c pass`, which
+	// are left out when it is missing. Defaults to execq-python:latest.
+	PythonImage string
 	// Runtimes are the runtimes measured, the default one first. Defaults
 	// to agent and docker-exec.
 	Runtimes []string
@@ -64,6 +67,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Image == "" {
 		c.Image = "execq-sandbox:latest"
+	}
+	if c.PythonImage == "" {
+		c.PythonImage = "execq-python:latest"
 	}
 	if len(c.Runtimes) == 0 {
 		c.Runtimes = []string{agentrt.Name, dockerexec.Name}
@@ -114,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	r := &Report{Config: map[string]any{
 		"samples": cfg.Samples, "throughput": cfg.Throughput, "concurrency": cfg.Concurrency,
-		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image,
+		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image, "pythonImage": cfg.PythonImage,
 		"runtimes": cfg.Runtimes, "workerArgs": cfg.WorkerArgs,
 		"inputSizes": cfg.InputSizes, "inputSamples": cfg.InputSamples,
 	}}
@@ -210,6 +216,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fig.Throughput = append(fig.Throughput, run)
 		}
 		r.Runtimes = append(r.Runtimes, fig)
+	}
+	if err := r.runPython(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
+		return nil, fmt.Errorf("python: %w", err)
 	}
 	r.Duration = time.Since(start).Round(time.Second).Seconds()
 	return r, nil

@@ -399,6 +399,21 @@ func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redi
 }
 
 func (r *Report) runThroughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, costs bool) (ThroughputRun, error) {
+	run, err := throughput(ctx, client, redisSrv, w, n, c, []string{"true"})
+	if err != nil {
+		return run, err
+	}
+	run.RatioTo4 = ratio(run.PerSecond, r.Baseline.Rate4)
+	if costs && run.WorkerRSSMB > r.Costs.WorkerLoadRSSMB {
+		r.Costs.WorkerLoadRSSMB = run.WorkerRSSMB
+		r.Costs.WorkerLoadSampleAt = c
+	}
+	return run, nil
+}
+
+// throughput drains n executions of cmd through the worker w, of
+// concurrency c, with the worker's and Redis's costs per execution.
+func throughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, cmd []string) (ThroughputRun, error) {
 	run := ThroughputRun{Concurrency: c, N: n}
 	if err := w.ResetPeak(); err != nil {
 		return run, err
@@ -411,7 +426,7 @@ func (r *Report) runThroughput(ctx context.Context, client *producer.Client, red
 	if err != nil {
 		return run, err
 	}
-	_, drain, err := submitAll(ctx, client, n, []string{"true"})
+	_, drain, err := submitAll(ctx, client, n, cmd)
 	if err != nil {
 		return run, err
 	}
@@ -430,13 +445,8 @@ func (r *Report) runThroughput(ctx context.Context, client *producer.Client, red
 	run.DrainS = roundMs(drain.Seconds()*1000) / 1000
 	run.PerSecond = perSecond(n, drain)
 	run.WorkerRSSMB = mib(peak)
-	run.RatioTo4 = ratio(run.PerSecond, r.Baseline.Rate4)
 	run.WorkerCPUMs = roundMs(float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(n))
 	run.RedisCommands = roundMs(float64(rs1.Commands-rs0.Commands) / float64(n))
 	run.RedisCPUMs = roundMs(float64((rs1.CPU - rs0.CPU).Microseconds()) / 1000 / float64(n))
-	if costs && mib(peak) > r.Costs.WorkerLoadRSSMB {
-		r.Costs.WorkerLoadRSSMB = mib(peak)
-		r.Costs.WorkerLoadSampleAt = c
-	}
 	return run, nil
 }

@@ -20,6 +20,8 @@ type Report struct {
 
 	// LargeInputs are measured on the default runtime.
 	LargeInputs []LargeInput `json:"largeInputs,omitempty"`
+	// Python is nil when the Python image is missing (a note says so).
+	Python *PythonFigures `json:"python,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -209,6 +211,7 @@ func (r *Report) Markdown(w io.Writer) {
 	p("| Redis memory per finished `true` (used_memory delta over %d, asynq's completed task included) | %s |\n", c.RedisSampleN, humanBytes(c.RedisBytesPerExec))
 	p("| of which execq's keys (result, stream, attempts, queue, request) / asynq's task hash (MEMORY USAGE) | %s / %s |\n", humanBytes(c.ExecqKeysBytes), humanBytes(c.AsynqTaskBytes))
 	r.markdownLargeInputs(p)
+	r.Python.markdown(w)
 	for _, n := range r.Notes {
 		p("\n%s\n", n)
 	}
