@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/testutil"
@@ -430,8 +432,12 @@ func TestDuplicateIDRunsOnce(t *testing.T) {
 		if err != nil || third != first {
 			t.Fatalf("submit after the result = %q, %v", third, err)
 		}
-		// Give a wrongly enqueued copy the time to run.
-		time.Sleep(500 * time.Millisecond)
+		// A wrongly enqueued copy would be in the queue, or running.
+		insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+		testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, "the queue holds nothing to run", func() bool {
+			q, err := insp.GetQueueInfo("default")
+			return err == nil && q.Pending == 0 && q.Active == 0 && q.Scheduled == 0 && q.Retry == 0
+		})
 		if n := testutil.CountEvents(b.events(t, first), tasks.EventStarted); n != 1 || res.Stdout != "once\n" {
 			t.Errorf("started %d times, stdout %q", n, res.Stdout)
 		}

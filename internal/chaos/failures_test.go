@@ -380,7 +380,10 @@ func waitEngineGauge(t *testing.T, w *workerProc, want float64, d time.Duration)
 // is down: it must wait, with no result, nothing started and no retry used.
 func waitingChecks(t *testing.T, e *env, id string, d time.Duration) {
 	t.Helper()
-	time.Sleep(d)
+	testutil.Eventually(t, d, 50*time.Millisecond, "the worker met the execution and sent it back to its queue", func() bool {
+		info, err := e.insp.GetTaskInfo("default", id)
+		return err == nil && info.State == asynq.TaskStateRetry && strings.Contains(info.LastErr, "container engine does not answer")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if res, err := e.prod.Result(ctx, id); err == nil {
