@@ -3,7 +3,6 @@
 package chaos_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -458,7 +457,7 @@ func tail(s string, n int) string { return harness.Tail(s, n) }
 type inProcessWorker struct {
 	name string
 	w    *worker.Worker
-	log  *lockedBuffer
+	log  *testutil.Buffer
 }
 
 // startInProcessWorker starts a worker with pool size 1 on e's Redis and
@@ -466,7 +465,7 @@ type inProcessWorker struct {
 // of the test, which fails if a container is left behind.
 func startInProcessWorker(t *testing.T, e *env, label string, limits tasks.Limits) *inProcessWorker {
 	t.Helper()
-	ip := &inProcessWorker{name: ownerPrefix() + label, log: &lockedBuffer{}}
+	ip := &inProcessWorker{name: ownerPrefix() + label, log: &testutil.Buffer{}}
 	log := slog.New(slog.NewTextHandler(ip.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var err error
 	ip.w, err = worker.New(worker.Config{
@@ -508,23 +507,6 @@ func startInProcessWorker(t *testing.T, e *env, label string, limits tasks.Limit
 		t.Fatal(err)
 	}
 	return ip
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // sockProxy forwards a unix socket to another, and can be brought down

@@ -1,12 +1,10 @@
 package loop
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,29 +12,11 @@ import (
 	"github.com/execq/execq/internal/testutil"
 )
 
-// syncBuffer is a log sink the loop's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestPassesAtEachTickAndStopWaits(t *testing.T) {
 	fake := clock.NewFake(time.Unix(0, 0))
 	passes := make(chan struct{})
 	release := make(chan struct{})
-	var logs syncBuffer
+	var logs testutil.Buffer
 	l := New(Config{
 		What:  "count",
 		Every: time.Second,
@@ -85,7 +65,7 @@ func TestPassesAtEachTickAndStopWaits(t *testing.T) {
 func TestStopEndsThePassAndIsNotLogged(t *testing.T) {
 	fake := clock.NewFake(time.Unix(0, 0))
 	started := make(chan struct{})
-	var logs syncBuffer
+	var logs testutil.Buffer
 	l := New(Config{
 		What:  "wait",
 		Every: time.Second,

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -38,4 +39,24 @@ func (w *testLogWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true
+}
+
+// Buffer is a bytes.Buffer that goroutines may write while a test reads
+// it: a log sink for the code a test runs.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
