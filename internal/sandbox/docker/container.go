@@ -1,9 +1,11 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,11 +111,16 @@ func (c *Container) Stopped(ctx context.Context) bool {
 	return false
 }
 
-// processAlive reports whether host PID pid is a live (not zombie) process
-// of the container id.
+// processAlive reports whether host PID pid is a live process of the
+// container id: neither a zombie nor exiting. A container's init killed
+// from outside is exiting while the kernel kills the rest of its PID
+// namespace, so its commands are seen dead before it is.
 func processAlive(pid int, id string) bool {
 	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil || !strings.Contains(string(cg), id) {
+		return false
+	}
+	if exiting(pid) {
 		return false
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -127,6 +134,29 @@ func processAlive(pid int, id string) bool {
 		}
 	}
 	return false
+}
+
+// pfExiting is the kernel's PF_EXITING: the process is in exit.
+const pfExiting = 0x4
+
+// exiting reports whether pid has begun to exit, from the flags in
+// /proc/PID/stat (its ninth field; the second, the command, is in
+// parentheses and may hold spaces).
+func exiting(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(fields[6], 10, 64)
+	return err == nil && flags&pfExiting != 0
 }
 
 func (c *Container) running(ctx context.Context) (bool, error) {
