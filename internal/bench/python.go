@@ -3,15 +3,17 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -28,47 +30,45 @@ import (
 // execution can be.
 var pythonCmd = []string{"python3", "-c", "pass"}
 
+// pythonRounds is how many times a Python run alternates between the
+// floor and execq: on a shared machine the load drifts within a run, and
+// alternating exposes both to the same drift.
+const pythonRounds = 5
+
 // PythonFigures are the throughput of `python3 -c pass` in the Python
 // image, per runtime and worker concurrency, against its floor.
 type PythonFigures struct {
 	Image   string      `json:"image"`
 	Command []string    `json:"command"`
-	Floor   []FloorRun  `json:"floor"`
+	Rounds  int         `json:"rounds"`
 	Runs    []PythonRun `json:"runs"`
 }
 
-// FloorRun is N executions of the command by Loops loops at once, each in
-// a warm container of the image made with execq's hardening and limits (as
-// the baseline's are), through one docker exec per loop, sharing the work:
-// what the machine does with no execq in the way. It is measured before
-// and after the runtimes' runs of as many loops; the better run is kept.
-type FloorRun struct {
-	Loops     int     `json:"loops"`
-	N         int     `json:"n"`
-	DrainS    float64 `json:"drainSeconds"`
-	PerSecond float64 `json:"perSecond"`
-	// Runs are the executions per second before and after.
-	Runs []float64 `json:"runsPerSecond,omitempty"`
-}
-
-// PythonRun drains N executions of the command through a worker of one
-// runtime whose pool image is the Python image, and compares them with the
-// floor of as many loops as the worker's concurrency.
+// PythonRun is N executions of the command through a worker of one
+// runtime whose pool image is the Python image, against its floor: FloorN
+// executions of the command by as many loops at once as the worker's
+// concurrency, each in a warm container of the image made with execq's
+// hardening and limits (as the baseline's are), through one docker exec
+// per loop, the loops sharing the work as the worker's queue does. The two
+// alternate in Rounds rounds; the worker is stopped (SIGSTOP) while the
+// floor runs, so that its polling costs the floor nothing, and the floor's
+// loops wait on a read while the worker runs.
 type PythonRun struct {
 	Runtime        string  `json:"runtime"`
 	Concurrency    int     `json:"concurrency"`
 	N              int     `json:"n"`
 	DrainS         float64 `json:"drainSeconds"`
 	PerSecond      float64 `json:"perSecond"`
+	FloorN         int     `json:"floorN"`
+	FloorDrainS    float64 `json:"floorDrainSeconds"`
 	FloorPerSecond float64 `json:"floorPerSecond"`
 	RatioToFloor   float64 `json:"ratioToFloor"`
 	WorkerCPUMs    float64 `json:"workerCpuMsPerExecution"`
 	WorkerRSSMB    float64 `json:"workerPeakRSSMiB"`
 }
 
-// runPython measures, at each concurrency, the floor and then each
-// runtime, so that the runs compared are close in time. It leaves a note
-// instead when the image is missing.
+// runPython measures each runtime at each concurrency against its floor.
+// It leaves a note instead when the image is missing.
 func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *producer.Client, redisSrv *harness.RedisServer, dir string, cfg Config, progress func(string, ...any)) error {
 	if _, err := cli.ImageInspect(ctx, cfg.PythonImage); err != nil {
 		if !errdefs.IsNotFound(err) {
@@ -79,181 +79,286 @@ func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *produc
 		r.Notes = append(r.Notes, note)
 		return nil
 	}
-	f := &PythonFigures{Image: cfg.PythonImage, Command: pythonCmd}
+	f := &PythonFigures{Image: cfg.PythonImage, Command: pythonCmd, Rounds: pythonRounds}
 	for _, c := range cfg.Concurrency {
-		floor := func(when string) (FloorRun, error) {
-			n := max(cfg.Throughput/2, 1)
-			progress("python: floor %s, %d executions of python3 -c pass in %d loops at once", when, n, c)
-			fl, err := pythonFloor(ctx, cli, cfg, c, n)
-			if err != nil {
-				return fl, fmt.Errorf("floor of %d loops: %w", c, err)
-			}
-			return fl, nil
-		}
-		before, err := floor("before")
+		fl, err := newFloor(ctx, cli, cfg, c)
 		if err != nil {
-			return err
+			return fmt.Errorf("floor of %d loops: %w", c, err)
 		}
-		first := len(f.Runs)
 		for _, name := range cfg.Runtimes {
-			n := cfg.throughputOf(name)
-			progress("python: %s: throughput of %d executions of python3 -c pass at concurrency %d", name, n, c)
-			args := append([]string{"--image", cfg.PythonImage, "--runtime", name}, cfg.WorkerArgs...)
-			w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, c, args...)
+			progress("python: %s at concurrency %d: %d executions of python3 -c pass, alternating with as many in %d loops, in %d rounds",
+				name, c, cfg.throughputOf(name), c, pythonRounds)
+			run, err := pythonRun(ctx, prod, redisSrv, dir, cfg, fl, name, c)
 			if err != nil {
-				return err
-			}
-			// One execution per container first, as the floor's loops get.
-			_, _, err = submitAll(ctx, prod, c, pythonCmd)
-			var run ThroughputRun
-			if err == nil {
-				run, err = throughput(ctx, prod, redisSrv, w, n, c, pythonCmd)
-			}
-			stopWorker(w)
-			if err != nil {
+				fl.close()
 				return fmt.Errorf("%s at %d: %w", name, c, err)
 			}
-			f.Runs = append(f.Runs, PythonRun{
-				Runtime: name, Concurrency: c, N: run.N, DrainS: run.DrainS, PerSecond: run.PerSecond,
-				WorkerCPUMs: run.WorkerCPUMs, WorkerRSSMB: run.WorkerRSSMB,
-			})
+			f.Runs = append(f.Runs, run)
 		}
-		after, err := floor("after")
-		if err != nil {
-			return err
-		}
-		// On a shared machine the floor moves with the load: the better of
-		// the two runs around the runtimes' is the one they are held to.
-		best := before
-		if after.PerSecond > best.PerSecond {
-			best = after
-		}
-		best.Runs = []float64{before.PerSecond, after.PerSecond}
-		f.Floor = append(f.Floor, best)
-		for i := first; i < len(f.Runs); i++ {
-			f.Runs[i].FloorPerSecond = best.PerSecond
-			f.Runs[i].RatioToFloor = ratio(f.Runs[i].PerSecond, best.PerSecond)
-		}
+		fl.close()
 	}
 	r.Python = f
 	return nil
 }
 
-// pythonFloor times n executions of pythonCmd by loops containers that
-// each run it over and over until n are done between them. Like the
-// worker's queue, the loops share the work: one slowed down by the machine
-// does fewer, and holds nobody up.
-func pythonFloor(ctx context.Context, cli *client.Client, cfg Config, loops, n int) (FloorRun, error) {
+// pythonRun alternates slices of the floor fl and of a worker of runtime
+// name and concurrency c, as many executions each.
+func pythonRun(ctx context.Context, prod *producer.Client, redisSrv *harness.RedisServer, dir string, cfg Config, fl *floor, name string, c int) (PythonRun, error) {
+	run := PythonRun{Runtime: name, Concurrency: c}
+	args := append([]string{"--image", cfg.PythonImage, "--runtime", name}, cfg.WorkerArgs...)
+	w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, c, args...)
+	if err != nil {
+		return run, err
+	}
+	defer stopWorker(w)
+	// One execution per container first, as the floor's containers get.
+	if _, _, err := submitAll(ctx, prod, c, pythonCmd); err != nil {
+		return run, err
+	}
+	slice := max(cfg.throughputOf(name)/pythonRounds, c)
+	var drain, floorDrain time.Duration
+	var cpu float64
+	for range pythonRounds {
+		if err := syscall.Kill(w.Pid(), syscall.SIGSTOP); err != nil {
+			return run, fmt.Errorf("stop the worker: %w", err)
+		}
+		d, err := fl.run(ctx, slice)
+		if cerr := syscall.Kill(w.Pid(), syscall.SIGCONT); cerr != nil && err == nil {
+			err = fmt.Errorf("continue the worker: %w", cerr)
+		}
+		if err != nil {
+			return run, err
+		}
+		floorDrain += d
+		run.FloorN += slice
+
+		t, err := throughput(ctx, prod, redisSrv, w, slice, c, pythonCmd)
+		if err != nil {
+			return run, err
+		}
+		drain += time.Duration(t.DrainS * float64(time.Second))
+		run.N += slice
+		cpu += t.WorkerCPUMs * float64(slice)
+		run.WorkerRSSMB = max(run.WorkerRSSMB, t.WorkerRSSMB)
+	}
+	run.DrainS = roundMs(drain.Seconds()*1000) / 1000
+	run.PerSecond = perSecond(run.N, drain)
+	run.FloorDrainS = roundMs(floorDrain.Seconds()*1000) / 1000
+	run.FloorPerSecond = perSecond(run.FloorN, floorDrain)
+	run.RatioToFloor = ratio(run.PerSecond, run.FloorPerSecond)
+	run.WorkerCPUMs = roundMs(cpu / float64(run.N))
+	return run, nil
+}
+
+// floor is the loops of the floor: each runs the command in a warm
+// container of its own, once per token it reads on its standard input, and
+// writes a line when a run ends. A run hands out tokens as runs end, two
+// ahead per loop, so that no loop waits for one while the run has work
+// left and every loop is idle on a read between runs: starting and
+// stopping a run costs it nothing.
+type floor struct {
+	b     *bareExec
+	loops []*floorLoop
+	ended chan struct{}
+	errs  chan error
+
+	mu        sync.Mutex
+	issued    int
+	completed int
+	target    int
+	reached   chan struct{}
+}
+
+// floorLoop is one loop's standard input.
+type floorLoop struct {
+	mu    sync.Mutex
+	send  func() error // writes one token
+	close func() error // ends the loop
+}
+
+func (l *floorLoop) token() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.send()
+}
+
+// loopScript runs its arguments once per line it reads, a line on stdout
+// after each run, until its input ends or a run fails.
+const loopScript = `while read -r _; do "$@" >/dev/null || exit; echo; done`
+
+// newFloor makes loops containers of the Python image with execq's
+// docker-exec runtime, as the baseline's are, starts their loops and runs
+// the command once in each.
+func newFloor(ctx context.Context, cli *client.Client, cfg Config, loops int) (*floor, error) {
 	rt, err := newRuntime(cli, cfg, dockerexec.Name, fmt.Sprintf("bench-floor-%d", os.Getpid()))
 	if err != nil {
-		return FloorRun{}, err
+		return nil, err
 	}
-	b := &bareExec{cli: cli, rt: rt}
-	defer b.close()
+	f := &floor{b: &bareExec{cli: cli, rt: rt}, ended: make(chan struct{}), errs: make(chan error, loops)}
 	for range loops {
 		sb, err := rt.Create(ctx, cfg.PythonImage, sandbox.Limits{})
 		if err != nil {
-			return FloorRun{}, err
+			f.b.close()
+			return nil, err
 		}
-		b.boxes = append(b.boxes, sb)
+		f.b.boxes = append(f.b.boxes, sb)
 	}
-	for i := range loops {
-		if err := b.run(ctx, i, nil, pythonCmd...); err != nil {
-			return FloorRun{}, err
-		}
-	}
-	done := newCounter(int64(n))
-	errs := make(chan error, loops)
 	var wg sync.WaitGroup
-	start := time.Now()
 	for i := range loops {
+		att, wait, err := f.b.start(ctx, i, append([]string{"sh", "-c", loopScript, "sh"}, pythonCmd...))
+		if err != nil {
+			f.stop()
+			f.b.close()
+			return nil, err
+		}
+		f.loops = append(f.loops, &floorLoop{
+			send:  func() error { _, err := att.Conn.Write([]byte{'\n'}); return err },
+			close: att.CloseWrite,
+		})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- b.run(ctx, i, done, append([]string{"sh", "-c", loopScript, "sh"}, pythonCmd...)...)
+			f.errs <- wait(loopOutput{f: f, i: i})
 		}()
 	}
-	ended := make(chan struct{})
-	go func() { wg.Wait(); close(ended) }()
-	select {
-	case <-done.reached:
-	case <-ended:
-	case <-ctx.Done():
+	go func() { wg.Wait(); close(f.errs); close(f.ended) }()
+	if _, err := f.run(ctx, loops); err != nil {
+		f.close()
+		return nil, err
 	}
-	drain := time.Since(start)
-	for i := range loops {
-		if err := b.run(ctx, i, nil, "sh", "-c", ": >"+floorStop); err != nil {
-			return FloorRun{}, err
-		}
-	}
-	<-ended
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return FloorRun{}, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return FloorRun{}, err
-	}
-	return FloorRun{Loops: loops, N: n, DrainS: roundMs(drain.Seconds()*1000) / 1000, PerSecond: perSecond(n, drain)}, nil
+	return f, nil
 }
 
-// floorStop ends the floor's loops when it exists.
-const floorStop = "/tmp/execq-bench-stop"
-
-// loopScript runs its arguments over and over, a line on stdout after each
-// run, until floorStop exists or a run fails.
-const loopScript = `while [ ! -e ` + floorStop + ` ]; do "$@" >/dev/null || exit; echo; done`
-
-// counter counts the lines written to it and closes reached at the
-// target.
-type counter struct {
-	lines   atomic.Int64
-	target  int64
-	once    sync.Once
-	reached chan struct{}
+// loopOutput counts the runs loop i reports.
+type loopOutput struct {
+	f *floor
+	i int
 }
 
-func newCounter(target int64) *counter {
-	return &counter{target: target, reached: make(chan struct{})}
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	if c.lines.Add(int64(bytes.Count(p, []byte{'\n'}))) >= c.target {
-		c.once.Do(func() { close(c.reached) })
+func (o loopOutput) Write(p []byte) (int, error) {
+	for range bytes.Count(p, []byte{'\n'}) {
+		o.f.completedOne(o.i)
 	}
 	return len(p), nil
 }
 
-// run runs argv in box i as its user, in one docker exec, with its stdout
-// to stdout (discarded when nil), and fails unless it exits 0.
-func (b *bareExec) run(ctx context.Context, i int, stdout io.Writer, argv ...string) error {
-	sb := b.boxes[i]
-	if stdout == nil {
-		stdout = io.Discard
+// completedOne counts a run of loop i and hands it the next token while
+// the run has one left.
+func (f *floor) completedOne(i int) {
+	f.mu.Lock()
+	f.completed++
+	send := f.issued < f.target
+	if send {
+		f.issued++
 	}
+	if f.completed >= f.target && f.reached != nil {
+		close(f.reached)
+		f.reached = nil
+	}
+	f.mu.Unlock()
+	if send {
+		_ = f.loops[i].token()
+	}
+}
+
+// run times n executions by the loops, which share the work as the
+// worker's queue does: one the machine slows down does fewer and holds
+// nobody up.
+func (f *floor) run(ctx context.Context, n int) (time.Duration, error) {
+	f.mu.Lock()
+	f.issued, f.completed, f.target = 0, 0, n
+	reached := make(chan struct{})
+	f.reached = reached
+	first := make([]int, len(f.loops))
+	for round := 0; round < 2; round++ {
+		for i := range f.loops {
+			if f.issued < n {
+				f.issued++
+				first[i]++
+			}
+		}
+	}
+	f.mu.Unlock()
+	start := time.Now()
+	for i, k := range first {
+		for range k {
+			if err := f.loops[i].token(); err != nil {
+				return 0, fmt.Errorf("a token to the floor's loop: %w", err)
+			}
+		}
+	}
+	select {
+	case <-reached:
+		return time.Since(start), nil
+	case <-f.ended:
+		return 0, errors.Join(errors.New("the floor's loops ended"), f.loopErr())
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(time.Minute + time.Duration(n)*time.Second):
+		return 0, fmt.Errorf("the floor's loops stalled at %d executions of %d", f.done(), n)
+	}
+}
+
+func (f *floor) done() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.completed
+}
+
+func (f *floor) loopErr() error {
+	var errs []error
+	for err := range f.errs {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// stop ends the loops' input, which ends them.
+func (f *floor) stop() {
+	for _, l := range f.loops {
+		_ = l.close()
+	}
+}
+
+// close ends the loops and removes their containers.
+func (f *floor) close() {
+	f.stop()
+	select {
+	case <-f.ended:
+	case <-time.After(10 * time.Second):
+	}
+	f.b.close()
+}
+
+// start starts argv in box i as its user, in one docker exec with its
+// standard input attached; wait copies its stdout to stdout until it
+// ends, and fails unless it exited 0.
+func (b *bareExec) start(ctx context.Context, i int, argv []string) (types.HijackedResponse, func(stdout io.Writer) error, error) {
+	sb := b.boxes[i]
 	e, err := b.cli.ContainerExecCreate(ctx, sb.ID(), container.ExecOptions{
-		User: b.user(sb), Cmd: argv, WorkingDir: tasks.Workspace, AttachStdout: true, AttachStderr: true,
+		User: b.user(sb), Cmd: argv, WorkingDir: tasks.Workspace, AttachStdin: true, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		return err
+		return types.HijackedResponse{}, nil, err
 	}
 	att, err := b.cli.ContainerExecAttach(ctx, e.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return err
+		return types.HijackedResponse{}, nil, err
 	}
-	var stderr bytes.Buffer
-	_, _ = stdcopy.StdCopy(stdout, &stderr, att.Reader)
-	att.Close()
-	info, err := b.cli.ContainerExecInspect(ctx, e.ID)
-	if err != nil {
-		return err
+	wait := func(stdout io.Writer) error {
+		defer att.Close()
+		var stderr bytes.Buffer
+		_, _ = stdcopy.StdCopy(stdout, &stderr, att.Reader)
+		info, err := b.cli.ContainerExecInspect(context.WithoutCancel(ctx), e.ID)
+		if err != nil {
+			return err
+		}
+		if info.ExitCode != 0 {
+			return fmt.Errorf("%s exited %d: %s", strings.Join(argv, " "), info.ExitCode, strings.TrimSpace(stderr.String()))
+		}
+		return nil
 	}
-	if info.ExitCode != 0 {
-		return fmt.Errorf("%s exited %d: %s", strings.Join(argv, " "), info.ExitCode, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+	return att, wait, nil
 }
 
 // markdown writes the Python figures' table; nothing when they were not
@@ -263,29 +368,11 @@ func (f *PythonFigures) markdown(w io.Writer) {
 		return
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("\n| throughput of `%s` (%s) | n | drain | executions/s | ratio to the floor of as many loops | worker CPU / execution | worker peak RSS |\n|---|---|---|---|---|---|---|\n",
-		strings.Join(f.Command, " "), f.Image)
-	for _, fl := range f.Floor {
-		containers := fmt.Sprintf("%d hardened containers at once", fl.Loops)
-		if fl.Loops == 1 {
-			containers = "1 hardened container"
-		}
-		p("| floor: the command looped in %s (the better of %s) | %d | %.2f s | %.1f/s | 1.00 | | |\n",
-			containers, perSecondList(fl.Runs), fl.N, fl.DrainS, fl.PerSecond)
-		for _, run := range f.Runs {
-			if run.Concurrency != fl.Loops {
-				continue
-			}
-			p("| %s, worker concurrency %d | %d | %.2f s | %.1f/s | %.2f | %.2f ms | %.1f MiB |\n",
-				run.Runtime, run.Concurrency, run.N, run.DrainS, run.PerSecond, run.RatioToFloor, run.WorkerCPUMs, run.WorkerRSSMB)
-		}
+	p("\n| throughput of `%s` (%s), alternating with its floor in %d rounds | n | drain | executions/s | floor: the command looped in as many hardened containers at once | ratio to the floor | worker CPU / execution | worker peak RSS |\n|---|---|---|---|---|---|---|---|\n",
+		strings.Join(f.Command, " "), f.Image, f.Rounds)
+	for _, run := range f.Runs {
+		p("| %s, worker concurrency %d | %d | %.2f s | %.1f/s | %.1f/s (%d in %.2f s) | %.2f | %.2f ms | %.1f MiB |\n",
+			run.Runtime, run.Concurrency, run.N, run.DrainS, run.PerSecond, run.FloorPerSecond, run.FloorN, run.FloorDrainS,
+			run.RatioToFloor, run.WorkerCPUMs, run.WorkerRSSMB)
 	}
-}
-
-func perSecondList(rates []float64) string {
-	s := make([]string, len(rates))
-	for i, r := range rates {
-		s[i] = fmt.Sprintf("%.1f/s", r)
-	}
-	return strings.Join(s, " and ")
 }
