@@ -87,10 +87,7 @@ func requireImage(t *testing.T, cli *client.Client, image string) {
 	if !errdefs.IsNotFound(err) {
 		t.Fatalf("inspect %s: %v", image, err)
 	}
-	if testutil.Required() {
-		t.Fatalf("%s is missing: make language-images builds it (scripts/setup.sh --test does in CI)", image)
-	}
-	t.Skipf("skipped, %s is missing: make language-images builds it", image)
+	testutil.Missing(t, "%s is missing: make language-images builds it (scripts/setup.sh --test does in CI)", image)
 }
 
 // setIDFiles lists the files of image's filesystem with a setuid or setgid

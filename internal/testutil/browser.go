@@ -49,7 +49,7 @@ func StartBrowser(t testing.TB) *Browser {
 	chromium := lookPath("chromium", "chromium-browser", "google-chrome")
 	driver := lookPath("chromedriver")
 	if chromium == "" || driver == "" {
-		missing(t, "chromium and chromedriver are not installed (apt-get install -y chromium chromium-driver)")
+		Missing(t, "chromium and chromedriver are not installed (apt-get install -y chromium chromium-driver)")
 	}
 	// Both made before the processes start, so that they are removed after
 	// the processes end (cleanups run last first). `go test -artifacts`

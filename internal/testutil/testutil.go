@@ -34,7 +34,10 @@ func Required() bool {
 	return os.Getenv("CI") != "" || os.Getenv("EXECQ_INTEGRATION") == "1"
 }
 
-func missing(t testing.TB, format string, args ...any) {
+// Missing ends a test that lacks something it needs: it fails where
+// integration parts are required (Required), and skips, saying what is
+// missing, elsewhere.
+func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if Required() {
@@ -71,7 +74,7 @@ func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
 	srv, err := harness.StartRedis(Context(t, time.Minute), harness.RedisConfig{Dir: t.TempDir(), AOF: opts.AOF})
 	if errors.Is(err, harness.ErrNoRedisServer) {
-		missing(t, "redis-server is not installed (apt-get install -y redis-server)")
+		Missing(t, "redis-server is not installed (apt-get install -y redis-server)")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +102,13 @@ func Docker(t testing.TB) *client.Client {
 	t.Helper()
 	c, err := client.NewClientWithOpts(client.WithHostFromEnv(), client.WithAPIVersionNegotiation())
 	if err != nil {
-		missing(t, "no Docker client: %v", err)
+		Missing(t, "no Docker client: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Ping(ctx); err != nil {
 		c.Close()
-		missing(t, "the Docker engine does not answer: %v", err)
+		Missing(t, "the Docker engine does not answer: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	ensureImage(t, c)
@@ -127,7 +130,7 @@ func ensureImage(t testing.TB, c *client.Client) {
 		out, err = exec.Command(filepath.Join(RepoRoot(), "scripts", "sandbox-image.sh"), SandboxImage).CombinedOutput()
 	})
 	if err != nil {
-		missing(t, "the sandbox image %s could not be built: %v: %s", SandboxImage, err, strings.TrimSpace(string(out)))
+		Missing(t, "the sandbox image %s could not be built: %v: %s", SandboxImage, err, strings.TrimSpace(string(out)))
 	}
 }
 
