@@ -120,43 +120,30 @@ func processAlive(pid int, id string) bool {
 	if err != nil || !strings.Contains(string(cg), id) {
 		return false
 	}
-	if exiting(pid) {
-		return false
-	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(status)) {
-		if state, ok := strings.CutPrefix(line, "State:"); ok {
-			state = strings.TrimSpace(state)
-			return !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
-		}
-	}
-	return false
+	return live(pid)
 }
 
 // pfExiting is the kernel's PF_EXITING: the process is in exit.
 const pfExiting = 0x4
 
-// exiting reports whether pid has begun to exit, from the flags in
-// /proc/PID/stat (its ninth field; the second, the command, is in
-// parentheses and may hold spaces).
-func exiting(pid int) bool {
+// live reports whether pid exists, is not a zombie and has not begun to
+// exit, from /proc/PID/stat: its third field is the state, its ninth the
+// flags (the second, the command, is in parentheses and may hold spaces).
+func live(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return false
 	}
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return false
 	}
 	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 7 {
+	if len(fields) < 7 || fields[0] == "Z" || fields[0] == "X" || fields[0] == "x" {
 		return false
 	}
 	flags, err := strconv.ParseUint(fields[6], 10, 64)
-	return err == nil && flags&pfExiting != 0
+	return err == nil && flags&pfExiting == 0
 }
 
 func (c *Container) running(ctx context.Context) (bool, error) {
