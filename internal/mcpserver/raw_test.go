@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -217,4 +219,36 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The same exchange from Python's standard library, when python3 is
+// installed: a client in another language than the server's.
+func TestPythonClient(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3: this client in another language is optional")
+	}
+	l := setupLive(t)
+	cmd := exec.CommandContext(l.ctx, python, filepath.Join("testdata", "raw_client.py"), l.exe, l.redis.URL)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("raw_client.py: %v: %s", err, out)
+	}
+	var got struct {
+		ProtocolVersion string
+		Progress        []string
+		Result          struct {
+			StructuredContent map[string]any
+			IsError           bool
+		}
+		Exit int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("raw_client.py printed %q: %v", out, err)
+	}
+	sc := got.Result.StructuredContent
+	if got.ProtocolVersion != "2025-06-18" || strings.Join(got.Progress, "") != "hi\n" || got.Result.IsError ||
+		sc["exitCode"] != 3.0 || sc["stdout"] != "hi\n" || sc["status"] != "failed" || got.Exit != 0 {
+		t.Errorf("raw_client.py saw %s", out)
+	}
 }
