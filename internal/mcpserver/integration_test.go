@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/execq/execq/internal/mcpserver"
+	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
@@ -236,5 +238,77 @@ func TestStdio(t *testing.T) {
 		}
 	})
 }
+
+// When the client of `execq mcp` goes away while an execute runs (its
+// stdin closes), or the process gets a SIGTERM, the execution is canceled
+// before the process exits.
+func TestStdioEndCancels(t *testing.T) {
+	l := setupLive(t)
+	for _, c := range []struct {
+		name string
+		end  func(cmd *exec.Cmd, stdin io.Closer)
+	}{
+		{"stdin closed", func(_ *exec.Cmd, stdin io.Closer) { stdin.Close() }},
+		{"SIGTERM", func(cmd *exec.Cmd, _ io.Closer) { _ = cmd.Process.Signal(syscall.SIGTERM) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log := &testutil.Buffer{}
+			cmd := l.mcpCommand(log)
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				stdin.Close()
+				select {
+				case <-exited:
+				case <-time.After(10 * time.Second):
+					_ = cmd.Process.Kill()
+					<-exited
+				}
+			})
+			s := connect(t, l.ctx, &mcp.IOTransport{Reader: io.NopCloser(stdout), Writer: nopCloser{stdin}}, false)
+			go func() {
+				_, _ = s.cs.CallTool(l.ctx, &mcp.CallToolParams{Name: "execute", Arguments: map[string]any{"command": "sleep 30"}})
+			}()
+			var id string
+			testutil.Eventually(t, time.Minute, 10*time.Millisecond, "execq mcp logs the submission", func() bool {
+				if m := submittedID.FindStringSubmatch(log.String()); m != nil {
+					id = m[1]
+				}
+				return id != ""
+			})
+			waitStarted(t, l.ctx, l.client, id)
+			c.end(cmd, stdin)
+			select {
+			case err := <-exited:
+				exited <- err
+			case <-time.After(30 * time.Second):
+				t.Fatalf("execq mcp did not exit within 30 s; its stderr:\n%s", log.String())
+			}
+			if canceled, err := rdb.New(l.redis.Client, tasks.Keys{}, 0).Canceled(l.ctx, id); err != nil || !canceled {
+				t.Errorf("when execq mcp exited, the execution was not marked canceled (%v); its stderr:\n%s", err, log.String())
+			}
+			r, err := l.client.Wait(l.ctx, id)
+			if err != nil || r.Status != tasks.StatusCanceled {
+				t.Errorf("the execution: %+v, %v; want canceled", r, err)
+			}
+		})
+	}
+}
+
+// nopCloser leaves the closing of a pipe to the test.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 var submittedID = regexp.MustCompile(`mcp: submitted" id=(\S+)`)

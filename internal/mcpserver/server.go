@@ -8,14 +8,16 @@
 // producer.
 //
 // When the call of an execute ends before its execution (the client sent
-// notifications/cancelled, or its session closed), the execution is
-// canceled too: nobody is left to read its result, and a model that gave
-// up on a command expects it to stop.
+// notifications/cancelled, its connection closed, Run's ctx ended or
+// Shutdown was called), the execution is canceled too: nobody is left to
+// read its result, and a model that gave up on a command expects it to
+// stop. An execution from submit is left to run.
 package mcpserver
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
@@ -85,6 +87,10 @@ const MaxWait = 60 * time.Second
 type Server struct {
 	cfg Config
 	mcp *mcp.Server
+	// calls are the tool calls under way, which Run and Shutdown cancel
+	// and wait for: an execute whose session ended may still be canceling
+	// its execution.
+	calls inflight
 }
 
 // New returns a Server with its tools.
@@ -105,9 +111,29 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Run serves one session on t until the client ends it or ctx ends.
+// Run serves one session on t until the client ends it or ctx ends. When
+// ctx ends first, it cancels the tool calls under way (Shutdown). Either
+// way it returns once they have: an execute whose session ended has
+// canceled its execution by then (within Config.CancelTimeout), so a
+// process may exit once Run returns.
 func (s *Server) Run(ctx context.Context, t mcp.Transport) error {
-	return s.mcp.Run(ctx, t)
+	stop := context.AfterFunc(ctx, s.calls.cancelAll)
+	defer stop()
+	err := s.mcp.Run(ctx, t)
+	_ = s.calls.wait(context.WithoutCancel(ctx))
+	return err
+}
+
+// Shutdown cancels the tool calls under way, in every session, and waits
+// until they have returned or ctx ends: each execute cancels its
+// execution first. The server goes on serving; an owner stops what feeds
+// it sessions (the HTTP server of Handler) before it calls Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.calls.cancelAll()
+	if err := s.calls.wait(ctx); err != nil {
+		return fmt.Errorf("mcp shutdown: %w", err)
+	}
+	return nil
 }
 
 // ServeStdio serves one session over in and out (a process's standard

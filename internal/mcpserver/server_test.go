@@ -2,6 +2,8 @@ package mcpserver_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/mcpserver"
+	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
@@ -39,6 +42,7 @@ type bundle struct {
 	ctx    context.Context
 	client *producer.Client
 	ids    chan string
+	store  *rdb.Store
 	srv    *mcpserver.Server
 	s      *session
 }
@@ -63,7 +67,7 @@ func setup(t *testing.T, queue string) *bundle {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	b := &bundle{ctx: ctx, client: producer.New(rc, producer.Options{}), ids: make(chan string, 16)}
+	b := &bundle{ctx: ctx, client: producer.New(rc, producer.Options{}), ids: make(chan string, 16), store: rdb.New(rc, tasks.Keys{}, 0)}
 	b.srv, err = mcpserver.New(mcpserver.Config{
 		Client: submitted{Executions: b.client, ids: b.ids},
 		Logger: testutil.Logger(t),
@@ -79,7 +83,9 @@ func setup(t *testing.T, queue string) *bundle {
 	// Cleanups run last first: the session closes, then the server ends.
 	t.Cleanup(func() {
 		b.s.cs.Close()
-		if err := <-served; err != nil {
+		// The answer to a call the client canceled may meet the session
+		// closed.
+		if err := <-served; err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			t.Errorf("server: %v", err)
 		}
 	})
@@ -321,6 +327,76 @@ func TestExecuteCanceledWithItsCall(t *testing.T) {
 	r, err := b.client.Wait(b.ctx, id)
 	if err != nil || r.Status != tasks.StatusCanceled {
 		t.Errorf("the execution of a canceled call: %+v, %v; want canceled", r, err)
+	}
+}
+
+// When the session of an execute closes, its execution is canceled, and
+// Run returns only once the cancel is recorded.
+func TestExecuteCanceledWithItsSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	st, ct := mcp.NewInMemoryTransports()
+	served := make(chan error, 1)
+	go func() { served <- b.srv.Run(b.ctx, st) }()
+	// The client goes away as a process that dies: its connection
+	// closes under its session.
+	conns := make(chan mcp.Connection, 1)
+	s := connect(t, b.ctx, connTransport{Transport: ct, conns: conns}, false)
+	conn := <-conns
+	called := make(chan error, 1)
+	go func() {
+		_, err := s.cs.CallTool(b.ctx, &mcp.CallToolParams{Name: "execute", Arguments: map[string]any{"argv": []string{"sleep", "1m"}}})
+		called <- err
+	}()
+	id := <-b.ids
+	waitStarted(t, b.ctx, b.client, id)
+	conn.Close()
+	<-served
+	if canceled, err := b.store.Canceled(b.ctx, id); err != nil || !canceled {
+		t.Errorf("when Run returned, the execution of the closed session was not marked canceled (%v)", err)
+	}
+	<-called
+	r, err := b.client.Wait(b.ctx, id)
+	if err != nil || r.Status != tasks.StatusCanceled {
+		t.Errorf("the execution of a closed session: %+v, %v; want canceled", r, err)
+	}
+}
+
+// connTransport hands the test the connection it makes.
+type connTransport struct {
+	mcp.Transport
+	conns chan mcp.Connection
+}
+
+func (t connTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	c, err := t.Transport.Connect(ctx)
+	if err == nil {
+		t.conns <- c
+	}
+	return c, err
+}
+
+// Shutdown cancels the calls under way, and their executions, and
+// returns once they have returned.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	called := make(chan error, 1)
+	go func() {
+		_, err := b.s.cs.CallTool(b.ctx, &mcp.CallToolParams{Name: "execute", Arguments: map[string]any{"argv": []string{"sleep", "1m"}}})
+		called <- err
+	}()
+	id := <-b.ids
+	waitStarted(t, b.ctx, b.client, id)
+	if err := b.srv.Shutdown(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if canceled, err := b.store.Canceled(b.ctx, id); err != nil || !canceled {
+		t.Errorf("when Shutdown returned, the execution under way was not marked canceled (%v)", err)
+	}
+	<-called
+	if r, err := b.client.Wait(b.ctx, id); err != nil || r.Status != tasks.StatusCanceled {
+		t.Errorf("the execution of a call Shutdown canceled: %+v, %v; want canceled", r, err)
 	}
 }
 

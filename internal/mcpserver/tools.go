@@ -68,22 +68,33 @@ func (s *Server) addTools() error {
 		Name: "execute", Title: "Run a command in a sandbox", Description: executeDescription,
 		InputSchema: execIn, OutputSchema: resultSchema(false),
 		Annotations: &mcp.ToolAnnotations{Title: "Run a command in a sandbox", DestructiveHint: &no, OpenWorldHint: &no},
-	}, s.execute)
+	}, track(&s.calls, s.execute))
 	mcp.AddTool(s.mcp, &mcp.Tool{
 		Name: "submit", Title: "Start a command in a sandbox", Description: submitDescription,
 		InputSchema: submitIn,
 		Annotations: &mcp.ToolAnnotations{Title: "Start a command in a sandbox", DestructiveHint: &no, OpenWorldHint: &no},
-	}, s.submitTool)
+	}, track(&s.calls, s.submitTool))
 	mcp.AddTool(s.mcp, &mcp.Tool{
 		Name: "get_result", Title: "Read an execution's result", Description: getResultDescription,
 		InputSchema: resultIn, OutputSchema: resultSchema(true),
 		Annotations: &mcp.ToolAnnotations{Title: "Read an execution's result", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
-	}, s.getResult)
+	}, track(&s.calls, s.getResult))
 	mcp.AddTool(s.mcp, &mcp.Tool{
 		Name: "cancel", Title: "Cancel an execution", Description: cancelDescription,
 		Annotations: &mcp.ToolAnnotations{Title: "Cancel an execution", DestructiveHint: &no, IdempotentHint: true, OpenWorldHint: &no},
-	}, s.cancel)
+	}, track(&s.calls, s.cancel))
 	return nil
+}
+
+// track holds each call of h in calls while it runs, so that it can be
+// canceled and waited for.
+func track[In, Out any](calls *inflight, h mcp.ToolHandlerFor[In, Out]) mcp.ToolHandlerFor[In, Out] {
+	return func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer calls.done(calls.add(cancel))
+		return h(ctx, req, in)
+	}
 }
 
 // execute submits, sends the output as progress while the execution
