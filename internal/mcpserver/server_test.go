@@ -455,6 +455,22 @@ func TestHandler(t *testing.T) {
 	if r := result(t, res); r.Status != tasks.StatusSucceeded || r.Stdout != "over http\n" {
 		t.Errorf("execute over HTTP: %+v", r)
 	}
+	// A page elsewhere that a DNS name points at loopback is refused.
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodPost, hs.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a request to loopback with Host rebound.example: %s; want 403", resp.Status)
+	}
 	select {
 	case msg := <-progress:
 		if msg != "over http\n" {
