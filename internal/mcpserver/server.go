@@ -26,6 +26,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 )
 
@@ -38,6 +39,8 @@ type Executions interface {
 	Started(ctx context.Context, id string) (bool, error)
 	Cancel(ctx context.Context, id string) error
 }
+
+var _ Executions = (*producer.Client)(nil)
 
 // Config configures a Server.
 type Config struct {
