@@ -110,7 +110,7 @@ func (x *executions) list(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	var out listing
+	out := listing{Active: []active{}}
 	var err error
 	if out.Counts, err = x.store.StatusCounts(ctx, x.clock.Now(), countMinutes); err != nil {
 		x.fail(w, err)
