@@ -201,7 +201,11 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 	err = reg.Register(
 		metrics.NewPoolCollector(func() metrics.PoolCounts {
 			s := w.PoolStats()
-			return metrics.PoolCounts{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating}
+			counts := metrics.PoolCounts{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating, ByImage: map[string]metrics.ImageCounts{}}
+			for image, is := range s.ByImage {
+				counts.ByImage[image] = metrics.ImageCounts(is)
+			}
+			return counts
 		}),
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb)),
 	)
