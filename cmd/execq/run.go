@@ -205,6 +205,9 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 			}
 		}
 	}
+	if opts.printOutput && exit.Step == tasks.StepCompile {
+		fmt.Fprintf(opts.stderr, "execq: the compile step ended %s (exit code %d); the program did not run\n", exit.Status, exit.ExitCode)
+	}
 	code := exitCodeOf(exit.Status, exit.ExitCode)
 	if exit.Status == tasks.StatusSucceeded || exit.Status == tasks.StatusFailed || opts.printJSON {
 		return exitCodeOnly(code)
