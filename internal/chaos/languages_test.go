@@ -4,6 +4,9 @@ package chaos_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +193,55 @@ func forkBombSlack() time.Duration {
 		return 20 * time.Second
 	}
 	return 6 * time.Second
+}
+
+// TestLanguageCatalogueIsTheOperators: a catalogue file decides what a
+// worker's languages run, and cannot widen its allow-list: a worker whose
+// catalogue names an image it does not allow refuses to start, and one
+// with a catalogue of its own knows only that catalogue's languages.
+func TestLanguageCatalogueIsTheOperators(t *testing.T) {
+	needBinary(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	write := func(name, json string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(json), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	private := "execq-chaos-private-" + runID + ":latest"
+	dockerRun(t, "", "tag", testImage, private)
+	t.Cleanup(func() { _, _ = dockerOutput("", "rmi", "-f", private) })
+
+	t.Run("image_off_the_allow_list", func(t *testing.T) {
+		c := track(t, "images", false)
+		file := write("private.json", `{"languages": [{"name": "priv", "image": "`+private+`", "file": "main.sh", "run": ["sh", "main.sh"]}]}`)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, execqBin, "worker", "--redis", e.url, "--name", ownerPrefix()+"catalogue", "--languages", file)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "language priv: image \""+private+"\" is not on this worker's allow-list") {
+			t.Errorf("worker with a catalogue naming an image it does not allow: %v\n%s", err, clip(string(out)))
+		}
+		if n := removeOwned(e.docker, ownerPrefix()+"catalogue"); n > 0 {
+			t.Errorf("the refused worker left %d containers", n)
+		}
+		c.figure(t, "refused to start: %s", clip(strings.TrimSpace(string(out))))
+	})
+	t.Run("only_its_languages", func(t *testing.T) {
+		c := track(t, "images", false)
+		file := write("own.json", `{"languages": [{"name": "shell", "image": "`+testImage+`", "file": "run.sh", "run": ["sh", "run.sh"], "env": {"FROM_CATALOGUE": "yes"}}]}`)
+		w := startWorker(t, e, workerOpts{label: "catalogue", poolSize: 1, args: []string{"--languages", file}})
+		res, _ := e.run(t, tasks.ExecRequest{Language: "python", Code: "print(1)"})
+		if res.Status != tasks.StatusRejected || !strings.Contains(res.Error, "known: shell") {
+			t.Errorf("python on a worker whose catalogue has none: %s %q; want rejected, knowing shell only", res.Status, res.Error)
+		}
+		res, _ = e.run(t, tasks.ExecRequest{Language: "shell", Code: "echo \"$FROM_CATALOGUE $0\""})
+		if res.Status != tasks.StatusSucceeded || res.Stdout != "yes run.sh\n" || res.Image != testImage {
+			t.Errorf("the catalogue's language: %s %q %q image %s", res.Status, res.Stdout, res.Error, res.Image)
+		}
+		c.figure(t, "python %s; shell %s", "rejected", res.Status)
+		e.followUp(t, c, "", w.name)
+	})
 }
