@@ -12,9 +12,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/execq-agent ./cmd/execq-agent
 
 # Installs what is missing (redis-server, busybox-static, docker.io), starts
-# dockerd if needed and builds the sandbox image if absent.
+# dockerd if needed and builds the sandbox image and the language images
+# (execq run --lang) where they are missing or stale.
 setup:
-	scripts/setup.sh
+	scripts/setup.sh --languages
 
 sandbox-image:
 	scripts/sandbox-image.sh $(IMAGE)
@@ -53,7 +54,7 @@ test:
 CHAOS_RUNTIMES ?= agent docker-exec
 CHAOS = $(GO) test -tags chaos -race -count=1 -timeout 40m ./internal/chaos/
 test-chaos:
-	scripts/setup.sh
+	scripts/setup.sh --languages
 	@for rt in $(CHAOS_RUNTIMES); do \
 		echo "chaos: runtime $$rt"; \
 		EXECQ_CHAOS_RUNTIME=$$rt EXECQ_CHAOS_SUMMARY=$(CURDIR)/bin/chaos-summary-$$rt.txt $(CHAOS) || exit 1; \
@@ -64,7 +65,7 @@ test-chaos:
 # chaos suite under gVisor (runsc, registered with the engine by
 # scripts/setup.sh --with-runsc), with the default runtime.
 test-gvisor:
-	scripts/setup.sh --with-runsc
+	scripts/setup.sh --with-runsc --languages
 	EXECQ_TEST_OCI_RUNTIME=runsc $(GO) test -tags integration -count=1 -timeout 20m ./internal/sandbox/... ./worker/
 	EXECQ_TEST_OCI_RUNTIME=runsc EXECQ_CHAOS_RUNTIME=agent EXECQ_CHAOS_SUMMARY=$(CURDIR)/bin/chaos-summary-gvisor.txt $(CHAOS)
 	@cat $(CURDIR)/bin/chaos-summary-gvisor.txt

@@ -50,6 +50,40 @@ func Example() {
 	// succeeded 0
 }
 
+// A request may give a language and its code instead of an image and a
+// command: the worker's catalogue (execq languages) says which image runs
+// it, where the code goes and how it is run, with a compile step first
+// where the language has one. Language "python" with Code "print(6*7)"
+// prints 42 in execq-python; this example's in-memory worker runs sh.
+func ExampleClient_Submit_language() {
+	client, err := producer.Dial(demoRedis(), producer.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	id, err := client.Submit(ctx, tasks.ExecRequest{
+		Language: "sh",
+		Code:     "echo hello from main.sh",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := client.Wait(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Step is "compile" when a compile step failed: the program never ran,
+	// and Stderr holds the compiler's messages.
+	fmt.Print(res.Stdout)
+	fmt.Println(res.Status, res.Step, res.Image)
+	// Output:
+	// hello from main.sh
+	// succeeded run execq-sandbox:latest
+}
+
 // Cancel stops an execution, queued or running; its result says so.
 func ExampleClient_Cancel() {
 	client, err := producer.Dial(demoRedis(), producer.Options{})

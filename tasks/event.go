@@ -51,7 +51,10 @@ type ExitData struct {
 	ExitCode        int    `json:"exitCode"`
 	StdoutTruncated bool   `json:"stdoutTruncated,omitempty"`
 	StderrTruncated bool   `json:"stderrTruncated,omitempty"`
-	Error           string `json:"error,omitempty"`
+	// Step is the Result's Step: "compile" when a language's compile step
+	// failed.
+	Step  Step   `json:"step,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Started decodes the data of an EventStarted.
@@ -85,6 +88,7 @@ func ExitDataOf(r *Result) ExitData {
 		ExitCode:        r.ExitCode,
 		StdoutTruncated: r.StdoutTruncated,
 		StderrTruncated: r.StderrTruncated,
+		Step:            r.Step,
 		Error:           r.Error,
 	}
 }

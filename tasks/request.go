@@ -35,10 +35,26 @@ type ExecRequest struct {
 	// Queue is the asynq queue the execution is submitted to. Defaults to
 	// "default".
 	Queue string `json:"queue,omitempty"`
-	// Image is the sandbox image. Defaults to the worker's image.
+	// Image is the sandbox image. Defaults to the worker's image, or to
+	// Language's when Language is set (the two cannot both be given).
 	Image string `json:"image,omitempty"`
+	// Language names an entry of the worker's language catalogue (execq
+	// languages lists the built-in one: python, node, c, sh). It chooses
+	// the image and adds the language's environment; with Code, or with a
+	// file at the language's source path among Files, the worker runs the
+	// language's steps (compile, if it has one, then run) in one sandbox.
+	// With Cmd, Cmd runs instead of the steps, in the language's image.
+	// The worker resolves it, so that its catalogue and its allow-list
+	// decide what runs; an unknown language is rejected, listing the known
+	// ones.
+	Language string `json:"language,omitempty"`
+	// Code is the program's source, written at the language's source path
+	// under /workspace (main.py for python) before the steps run. It needs
+	// Language, and excludes Cmd.
+	Code string `json:"code,omitempty"`
 	// Cmd is the argv to run; Cmd[0] is looked up in the image's PATH.
-	Cmd []string `json:"cmd"`
+	// Required unless Language is set.
+	Cmd []string `json:"cmd,omitempty"`
 	// Env holds environment variables added to the image's.
 	Env map[string]string `json:"env,omitempty"`
 	// Files are written into /workspace before the command starts.

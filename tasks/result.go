@@ -61,6 +61,12 @@ type Result struct {
 	// Attempt counts from 1; it is above 1 after a worker crash or an
 	// infrastructure failure.
 	Attempt int `json:"attempt"`
+	// Step says which step of a language's program the status and exit
+	// code are those of: StepCompile when its compile step failed (the
+	// program never ran; the compiler's output is in Stdout and Stderr),
+	// StepRun otherwise. Empty for a request without a language, and
+	// when nothing ran.
+	Step Step `json:"step,omitempty"`
 	// Worker names the worker process that ran the command.
 	Worker    string     `json:"worker,omitempty"`
 	Image     string     `json:"image,omitempty"`
@@ -73,6 +79,16 @@ type Result struct {
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt"`
 }
+
+// Step is one step of a language's program.
+type Step string
+
+// The steps of a language's program: its compile step, when it has one,
+// then its run step, in the same sandbox.
+const (
+	StepCompile Step = "compile"
+	StepRun     Step = "run"
+)
 
 // Resources is what the command used, measured on its container's cgroup.
 type Resources struct {

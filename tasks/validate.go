@@ -187,9 +187,11 @@ func (r *ExecRequest) check(p *problems) {
 	if len(r.Image) > 255 || strings.ContainsAny(r.Image, " \t\n\r\x00") {
 		p.addf("image %q is not an image name", r.Image)
 	}
-	if len(r.Cmd) == 0 {
-		p.addf("cmd is empty: give the program to run and its arguments")
-	} else if r.Cmd[0] == "" {
+	r.checkLanguage(p)
+	switch {
+	case len(r.Cmd) == 0 && r.Language == "":
+		p.addf("cmd is empty: give the program to run and its arguments, or a language and its code")
+	case len(r.Cmd) > 0 && r.Cmd[0] == "":
 		p.addf("cmd[0] is empty: give the program to run")
 	}
 	total := 0
@@ -267,6 +269,46 @@ func (r *ExecRequest) check(p *problems) {
 	}
 	if r.MaxOutputBytes < 0 {
 		p.addf("output cap %d is negative", r.MaxOutputBytes)
+	}
+}
+
+// MaxLanguageName bounds the length of a language's name.
+const MaxLanguageName = 64
+
+// ValidLanguageName reports whether name can name a language: 1 to 64
+// lower-case letters, digits, '.', '_', '+' and '-', beginning with a
+// letter or digit.
+func ValidLanguageName(name string) bool {
+	if name == "" || len(name) > MaxLanguageName {
+		return false
+	}
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("._+-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkLanguage checks Language and Code against the other fields: what
+// the language decides (the image) cannot also be given, and code runs the
+// language's steps, so a command cannot come with it.
+func (r *ExecRequest) checkLanguage(p *problems) {
+	if r.Language == "" {
+		if r.Code != "" {
+			p.addf("code needs a language: give language (python, node, c, sh, …) or run it with cmd")
+		}
+		return
+	}
+	if !ValidLanguageName(r.Language) {
+		p.addf("language %q is not a language name (lower-case letters, digits and ._+-, at most %d)", r.Language, MaxLanguageName)
+	}
+	if r.Image != "" {
+		p.addf("language %s and image %s both given: the language chooses the image", r.Language, r.Image)
+	}
+	if r.Code != "" && len(r.Cmd) > 0 {
+		p.addf("code and cmd both given: code runs the language's steps; to run a command of your own, put the code in a file")
 	}
 }
 

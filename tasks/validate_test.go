@@ -313,3 +313,31 @@ func TestResolved(t *testing.T) {
 		t.Errorf("Resolved replaced values the request gave: %+v", got)
 	}
 }
+
+func TestCheckLanguageAndCode(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		req  tasks.ExecRequest
+		want string // "" for valid
+	}{
+		{"language and code", tasks.ExecRequest{ID: "a", Language: "python", Code: "print(1)"}, ""},
+		{"language and cmd", tasks.ExecRequest{ID: "a", Language: "python", Cmd: []string{"pytest"}}, ""},
+		{"language alone (its file among files)", tasks.ExecRequest{ID: "a", Language: "c", Files: []tasks.File{{Path: "main.c"}}}, ""},
+		{"code without a language", tasks.ExecRequest{ID: "a", Code: "print(1)", Cmd: []string{"python3"}}, "code needs a language"},
+		{"code and cmd", tasks.ExecRequest{ID: "a", Language: "python", Code: "print(1)", Cmd: []string{"python3"}}, "code and cmd both given"},
+		{"language and image", tasks.ExecRequest{ID: "a", Language: "python", Image: "evil:latest", Code: "x"}, "the language chooses the image"},
+		{"language path", tasks.ExecRequest{ID: "a", Language: "../python", Code: "x"}, "is not a language name"},
+		{"language upper case", tasks.ExecRequest{ID: "a", Language: "Python", Code: "x"}, "is not a language name"},
+		{"nothing to run", tasks.ExecRequest{ID: "a"}, "cmd is empty"},
+	}
+	for _, c := range cases {
+		err := c.req.Check()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: Check = %v, want valid", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: Check = %v, want a problem saying %q", c.name, err, c.want)
+		}
+	}
+}

@@ -50,9 +50,20 @@ type Config struct {
 	// "registry.example/team/*:latest"). Image is always allowed, and so
 	// are BuiltImages. Anything else is rejected.
 	AllowedImages []string
+	// Languages is the catalogue that requests' languages are resolved
+	// with, on this worker: what a language runs is the operator's choice,
+	// and every image it names must be allowed (AllowedImages). Defaults
+	// to DefaultCatalogue.
+	Languages *Catalogue
 	// PoolSize is how many containers the worker holds. Defaults to
 	// DefaultPoolSize.
 	PoolSize int
+	// Warm lists how many idle containers of which images the pool keeps
+	// warm, within PoolSize: the rest of the pool holds containers made
+	// when an execution asks for an image with none idle (a cold start),
+	// kept idle for the next one until their slot is needed. Every image
+	// must be allowed. Defaults to PoolSize containers of Image.
+	Warm []WarmImage
 	// Concurrency is how many executions run at once. Defaults to PoolSize:
 	// more would only wait for a container.
 	Concurrency int
@@ -111,6 +122,14 @@ type Config struct {
 	// heartbeats and leases and ticks the background work. Durations the
 	// worker measures, and commands' deadlines, are the system's.
 	clock clock.Clock
+}
+
+// WarmImage is a number of warm containers of an image (Config.Warm).
+type WarmImage struct {
+	// Image is an image reference, as requests name them.
+	Image string
+	// Count is how many containers of it the pool keeps.
+	Count int
 }
 
 // Defaults of Intervals.
@@ -185,6 +204,12 @@ func (c Config) withDefaults() Config {
 	if c.PoolSize <= 0 {
 		c.PoolSize = DefaultPoolSize
 	}
+	if c.Languages == nil {
+		c.Languages = DefaultCatalogue()
+	}
+	if len(c.Warm) == 0 {
+		c.Warm = []WarmImage{{Image: c.Image, Count: c.PoolSize}}
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = c.PoolSize
 	}
@@ -240,6 +265,13 @@ func (c Config) validate() error {
 	if c.Concurrency > c.PoolSize {
 		errs = append(errs, fmt.Errorf("concurrency %d is above the pool size %d: executions would wait for containers", c.Concurrency, c.PoolSize))
 	}
+	policy := newImagePolicy(c.Image, c.AllowedImages)
+	for _, l := range c.Languages.Languages() {
+		if err := policy.check(l.Image); err != nil {
+			errs = append(errs, fmt.Errorf("language %s: %w", l.Name, err))
+		}
+	}
+	errs = append(errs, c.validateWarm(policy)...)
 	for q := range c.Queues {
 		if q == "" {
 			errs = append(errs, errors.New("a queue name is empty"))
@@ -249,4 +281,27 @@ func (c Config) validate() error {
 		return fmt.Errorf("worker config: %w", err)
 	}
 	return nil
+}
+
+func (c Config) validateWarm(policy imagePolicy) []error {
+	var errs []error
+	total := 0
+	seen := map[string]bool{}
+	for _, w := range c.Warm {
+		if w.Count < 0 {
+			errs = append(errs, fmt.Errorf("warm: %d containers of %s is negative", w.Count, w.Image))
+		}
+		if seen[w.Image] {
+			errs = append(errs, fmt.Errorf("warm: %s is given twice", w.Image))
+		}
+		seen[w.Image] = true
+		if err := policy.check(w.Image); err != nil {
+			errs = append(errs, fmt.Errorf("warm: %w", err))
+		}
+		total += w.Count
+	}
+	if total > c.PoolSize {
+		errs = append(errs, fmt.Errorf("warm: %d containers to keep warm, above the pool size %d", total, c.PoolSize))
+	}
+	return errs
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,6 +65,9 @@ type execution struct {
 	req     *tasks.ExecRequest
 	res     *tasks.Result
 	imageID string // what req.Image resolved to, once
+	// steps are the commands to run, in order: the request's own, or its
+	// language's compile and run steps.
+	steps []step
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -85,10 +89,7 @@ func (e *execution) process(ctx context.Context) error {
 		return e.reject(ctx, &tasks.ValidationError{Problems: []string{
 			fmt.Sprintf("payload id %q differs from the task id %q", req.ID, e.id)}})
 	}
-	if req.Image == "" {
-		req.Image = e.w.cfg.Image
-	}
-	e.res.Image = req.Image
+	e.res.Image = cmp.Or(req.Image, e.w.cfg.Image)
 
 	done, canceled, err := e.w.store.Settled(ctx, e.id)
 	if err != nil {
@@ -105,6 +106,15 @@ func (e *execution) process(ctx context.Context) error {
 	if err := req.Validate(e.w.cfg.Limits, len(payload)); err != nil {
 		return e.reject(ctx, err)
 	}
+	// The worker's catalogue, not the producer's, decides what a language
+	// runs, and its image passes the same allow-list as any other.
+	if e.steps, err = e.w.cfg.Languages.resolve(req); err != nil {
+		return e.reject(ctx, err)
+	}
+	if req.Image == "" {
+		req.Image = e.w.cfg.Image
+	}
+	e.res.Image = req.Image
 	if err := e.w.images.check(req.Image); err != nil {
 		return e.reject(ctx, err)
 	}
@@ -218,7 +228,7 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 // with what the handler returns.
 func (e *execution) acquire(ctx, runCtx context.Context) (*pool.Lease, error) {
 	acquireCtx, cancel := context.WithTimeout(runCtx, e.w.cfg.AcquireTimeout)
-	lease, err := e.w.pool.Acquire(acquireCtx, e.imageID, e.limits())
+	lease, err := e.w.pool.Acquire(acquireCtx, sandbox.Image{Ref: e.req.Image, ID: e.imageID}, e.limits())
 	cancel()
 	if err == nil {
 		return lease, nil
@@ -276,7 +286,10 @@ func (e *execution) prepare(runCtx context.Context, sb sandbox.Sandbox) error {
 	return sb.PutFiles(runCtx, e.req.Files)
 }
 
-// execute runs the command, streaming its output, within its timeout.
+// execute runs the execution's steps in order, streaming their output,
+// within one timeout: a language's compile step and its run step share
+// the request's timeout, and a compile step that does not succeed ends
+// the execution. Stdin goes to the last step.
 func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ranCommand {
 	req := e.req
 	out := stream.NewWriter(context.WithoutCancel(ctx), e.w.store, e.id, stream.Config{
@@ -287,15 +300,34 @@ func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ran
 	})
 	deadline := time.Now().Add(req.Timeout)
 	cmdCtx, cancelCmd := context.WithDeadlineCause(runCtx, deadline, errTimedOut)
-	outcome, err := sb.Run(cmdCtx, sandbox.Command{
-		Cmd:    req.Cmd,
-		Env:    envList(req.Env),
-		Dir:    workDir(req.WorkDir),
-		Stdin:  stdinOf(req.Stdin),
-		Stdout: out.Stdout(),
-		Stderr: out.Stderr(),
-	})
+	var (
+		outcome sandbox.Outcome
+		err     error
+		took    time.Duration
+		used    *tasks.Resources
+	)
+	for i, st := range e.steps {
+		var stdin io.Reader
+		if i == len(e.steps)-1 {
+			stdin = stdinOf(req.Stdin)
+		}
+		e.res.Step = st.name
+		outcome, err = sb.Run(cmdCtx, sandbox.Command{
+			Cmd:    st.cmd,
+			Env:    envList(req.Env),
+			Dir:    workDir(req.WorkDir),
+			Stdin:  stdin,
+			Stdout: out.Stdout(),
+			Stderr: out.Stderr(),
+		})
+		took += outcome.Duration
+		used = addResources(used, outcome.Resources)
+		if err != nil || outcome.ExitCode != 0 || outcome.OOMKilled || !outcome.Reusable {
+			break
+		}
+	}
 	cancelCmd()
+	outcome.Duration, outcome.Resources = took, used
 	var start *sandbox.StartError
 	if errors.As(err, &start) && (start.Reason == sandbox.StartNotFound || start.Reason == sandbox.StartDenied || start.Reason == sandbox.StartLimit) {
 		// A shell tells its user on stderr; so does the result.
@@ -316,6 +348,18 @@ func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ran
 		deadline:  deadline,
 		streamErr: streamErr,
 	}
+}
+
+// addResources sums the CPU time of two steps and keeps the larger peak
+// of memory; nil when neither was measured.
+func addResources(a, b *tasks.Resources) *tasks.Resources {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return &tasks.Resources{CPUTimeMs: a.CPUTimeMs + b.CPUTimeMs, PeakMemoryBytes: max(a.PeakMemoryBytes, b.PeakMemoryBytes)}
 }
 
 // collectBudget is what collecting files may add past the command's

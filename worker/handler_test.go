@@ -45,6 +45,9 @@ type unitOptions struct {
 	shutdownTimeout time.Duration
 	clock           clock.Clock // nil for the system's
 	intervals       worker.Intervals
+	languages       *worker.Catalogue
+	warm            []worker.WarmImage
+	observer        worker.Observer
 }
 
 type unitBundle struct {
@@ -113,6 +116,9 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 		MaxAttempts:     opts.maxAttempts,
 		ShutdownTimeout: opts.shutdownTimeout,
 		Intervals:       opts.intervals,
+		Languages:       opts.languages,
+		Warm:            opts.warm,
+		Observer:        opts.observer,
 		Logger:          testutil.Logger(t),
 	}
 	hook.SetRuntime(&cfg, rt)
@@ -713,6 +719,11 @@ func TestUnitNewValidatesConfig(t *testing.T) {
 		{"empty queue name", withFake(worker.Config{Redis: client, Queues: map[string]int{"": 1}}), "queue name is empty"},
 		{"limits", withFake(worker.Config{Redis: client, Limits: tasks.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: time.Second}}), "default timeout 30s is above the maximum 1s"},
 		{"unknown runtime", worker.Config{Redis: client, Sandbox: worker.SandboxConfig{Runtime: "vm", AgentBinary: "/bin/true"}}, `sandbox runtime "vm"`},
+		{"a language's image not allowed", withFake(worker.Config{Redis: client, Languages: mustCatalogue(t, worker.Language{
+			Name: "ruby", Image: "ruby:3", File: "main.rb", Run: []string{"ruby", "main.rb"}})}), `language ruby: image "ruby:3" is not on this worker's allow-list`},
+		{"warm above the pool", withFake(worker.Config{Redis: client, PoolSize: 4, Warm: []worker.WarmImage{{Image: "execq-python:latest", Count: 3}, {Image: "execq-node:latest", Count: 2}}}), "5 containers to keep warm, above the pool size 4"},
+		{"warm image not allowed", withFake(worker.Config{Redis: client, Warm: []worker.WarmImage{{Image: "ruby:3", Count: 1}}}), `warm: image "ruby:3" is not on this worker's allow-list`},
+		{"warm image twice", withFake(worker.Config{Redis: client, Warm: []worker.WarmImage{{Image: "execq-c:latest", Count: 1}, {Image: "execq-c:latest", Count: 1}}}), "execq-c:latest is given twice"},
 	}
 	for _, c := range cases {
 		_, err := worker.New(c.cfg)

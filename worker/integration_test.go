@@ -37,6 +37,8 @@ type setupOptions struct {
 	poolSize        int
 	limits          tasks.Limits
 	shutdownTimeout time.Duration
+	warm            []worker.WarmImage
+	observer        worker.Observer
 }
 
 func setupIntegration(t *testing.T, opts setupOptions) *bundle {
@@ -76,6 +78,8 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 		PoolSize:        opts.poolSize,
 		Limits:          opts.limits,
 		ShutdownTimeout: opts.shutdownTimeout,
+		Warm:            opts.warm,
+		Observer:        opts.observer,
 		Logger:          log,
 	})
 	if err != nil {

@@ -19,6 +19,9 @@ type Observer interface {
 	ContainerReplaced(cause string)
 	// ContainerCreated: a container was created (or failed to be).
 	ContainerCreated(d time.Duration, err error)
+	// ColdStart: an execution found no idle container of its image, and
+	// one is created for it.
+	ColdStart(image string)
 	// SandboxReset: a sandbox was reset between executions (err: it
 	// failed, and the sandbox is replaced).
 	SandboxReset(d time.Duration, err error)
@@ -33,5 +36,6 @@ func (nopObserver) OutputWritten(int64, int64, bool)                            
 func (nopObserver) StreamAppended(time.Duration, int, error)                     {}
 func (nopObserver) ContainerReplaced(string)                                     {}
 func (nopObserver) ContainerCreated(time.Duration, error)                        {}
+func (nopObserver) ColdStart(string)                                             {}
 func (nopObserver) SandboxReset(time.Duration, error)                            {}
 func (nopObserver) EngineUp(bool)                                                {}

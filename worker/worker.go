@@ -60,8 +60,13 @@ func New(cfg Config) (*Worker, error) {
 		w.runtime, w.closeRuntime = rt, closeRuntime
 	}
 	defaults := (&tasks.ExecRequest{}).Resolved(cfg.Limits)
+	warm := make([]pool.Warm, len(cfg.Warm))
+	for i, wi := range cfg.Warm {
+		warm[i] = pool.Warm{Image: wi.Image, Count: wi.Count}
+	}
 	p, err := pool.New(w.runtime, pool.Config{
 		Image:   cfg.Image,
+		Warm:    warm,
 		Limits:  limitsOf(&defaults),
 		Owner:   cfg.Name,
 		Size:    cfg.PoolSize,
@@ -74,6 +79,7 @@ func New(cfg Config) (*Worker, error) {
 		Logger:            log,
 		OnReplace:         cfg.Observer.ContainerReplaced,
 		OnCreate:          cfg.Observer.ContainerCreated,
+		OnColdStart:       cfg.Observer.ColdStart,
 		OnReset: func(d time.Duration, _ sandbox.ResetReport, err error) {
 			cfg.Observer.SandboxReset(d, err)
 		},
@@ -116,12 +122,26 @@ func (w *Worker) Name() string { return w.cfg.Name }
 // PoolStats counts the worker's containers by state.
 type PoolStats struct {
 	Idle, Busy, Resetting, Creating int
+	// ByImage counts them by image reference; it holds every image of
+	// Config.Warm.
+	ByImage map[string]ImagePoolStats
+}
+
+// ImagePoolStats counts the worker's containers of one image.
+type ImagePoolStats struct {
+	Idle, Busy, Resetting, Creating int
+	// Warm is how many idle containers of it Config.Warm keeps.
+	Warm int
 }
 
 // PoolStats returns the current counts of the worker's containers.
 func (w *Worker) PoolStats() PoolStats {
-	s := w.pool.Stats()
-	return PoolStats{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating}
+	s, by := w.pool.Stats(), w.pool.ImageStats()
+	out := PoolStats{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating, ByImage: make(map[string]ImagePoolStats, len(by))}
+	for name, is := range by {
+		out.ByImage[name] = ImagePoolStats(is)
+	}
+	return out
 }
 
 // retryDelay spaces retries after infrastructure failures: 1s, 2s, 4s, …,

@@ -29,7 +29,8 @@ concurrencies with the worker's and Redis's costs per execution; then a burst,
 one execution with a big output, executions with a large stdin, and execq's own
 memory costs; and where the Python image exists, the throughput of python3 -c
 pass per runtime against its floor (the command looped in as many hardened
-containers). It starts its own
+containers), and the latency and throughput of a small pytest run against
+theirs. --phases runs some of these only. It starts its own
 redis-server and real worker processes, prints a markdown table and writes the
 figures as JSON.`,
 		Args: cobra.NoArgs,
@@ -87,6 +88,9 @@ figures as JSON.`,
 	f.StringSliceVar(&inputSizes, "input-sizes", []string{"10m", "5m"}, "stdin sizes of the large-input phase (cat >/dev/null)")
 	f.IntVar(&cfg.InputSamples, "input-samples", 10, "sample size of each large input")
 	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
+	f.StringSliceVar(&cfg.Phases, "phases", bench.AllPhases, "phases to run: core (the baseline and everything on true), python (python3 -c pass), pytest (a small pytest run)")
+	f.IntVar(&cfg.PytestThroughput, "pytest-throughput", 100, "executions per throughput run of the pytest figures, on either runtime")
+	f.IntVar(&cfg.PytestSamples, "pytest-samples", 20, "sample size of the pytest latency")
 	f.StringArrayVar(&cfg.WorkerArgs, "worker-arg", nil, "add this argument to every worker's command line, e.g. --worker-arg=--task-check-interval=2ms")
 	return cmd
 }

@@ -15,9 +15,9 @@ import (
 func newSubmitCommand(rf *redisFlag) *cobra.Command {
 	var req requestFlags
 	cmd := &cobra.Command{
-		Use:   "submit [flags] -- CMD [ARG...]",
+		Use:   "submit [flags] -- CMD [ARG...] | submit --lang LANG (--code CODE | --file FILE) [flags]",
 		Short: "Submit a command and print its execution ID",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  commandArgs(&req),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := submit(cmd, rf.url, &req, args)
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,6 +25,8 @@ type requestFlags struct {
 	id        string
 	queue     string
 	image     string
+	lang      string
+	code      string
 	timeout   time.Duration
 	memory    string
 	cpus      float64
@@ -39,7 +42,9 @@ type requestFlags struct {
 func (f *requestFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "execution ID (default a new UUID); a repeated ID runs once")
 	fs.StringVar(&f.queue, "queue", tasks.DefaultQueue, "queue to submit to")
-	fs.StringVar(&f.image, "image", "", "sandbox image (default the worker's)")
+	fs.StringVar(&f.image, "image", "", "sandbox image (default the worker's, or the language's)")
+	fs.StringVar(&f.lang, "lang", "", "run a program of this language of the worker's catalogue (execq languages): its --code, or its source file given with --file, compiled first where the language is; or the command after -- in its image")
+	fs.StringVar(&f.code, "code", "", "the program's source, for --lang (written where the language reads it, e.g. main.py)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "kill the command after this long, e.g. 500ms, 2s, 1m (default the worker's, 30s)")
 	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 64m, 1g (default the worker's, 256m)")
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs the command may use, e.g. 0.5 (default the worker's, 1)")
@@ -54,15 +59,17 @@ func (f *requestFlags) register(fs *pflag.FlagSet) {
 
 func (f *requestFlags) request(cmd []string, stdin io.Reader) (tasks.ExecRequest, error) {
 	req := tasks.ExecRequest{
-		ID:      f.id,
-		Queue:   f.queue,
-		Image:   f.image,
-		Cmd:     cmd,
-		Timeout: f.timeout,
-		CPUs:    f.cpus,
-		Pids:    f.pids,
-		WorkDir: f.workdir,
-		Collect: f.collect,
+		ID:       f.id,
+		Queue:    f.queue,
+		Image:    f.image,
+		Language: f.lang,
+		Code:     f.code,
+		Cmd:      cmd,
+		Timeout:  f.timeout,
+		CPUs:     f.cpus,
+		Pids:     f.pids,
+		WorkDir:  f.workdir,
+		Collect:  f.collect,
 	}
 	var err error
 	if req.MemoryBytes, err = parseSize("--memory", f.memory); err != nil {
@@ -213,6 +220,17 @@ func parseQueues(s string) (map[string]int, error) {
 		return nil, fmt.Errorf("--queues %q names no queue", s)
 	}
 	return queues, nil
+}
+
+// commandArgs accepts a command after "--", or none when --lang runs a
+// program of a language.
+func commandArgs(f *requestFlags) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 && f.lang == "" {
+			return errors.New("give the command to run after --, or --lang with --code or --file")
+		}
+		return nil
+	}
 }
 
 // argsAfterDash returns the command after "--", or all args when there is

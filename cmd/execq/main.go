@@ -78,6 +78,7 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		newUpCommand(&rf),
 		newMCPCommand(&rf),
 		newBenchCommand(),
+		newLanguagesCommand(),
 	)
 	return root
 }

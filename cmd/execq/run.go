@@ -31,14 +31,21 @@ func newRunCommand(rf *redisFlag) *cobra.Command {
 		force     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] -- CMD [ARG...]",
+		Use:   "run [flags] -- CMD [ARG...] | run --lang LANG (--code CODE | --file FILE) [flags]",
 		Short: "Run a command and print its output as it happens",
 		Long: `Submits an execution, prints the command's stdout and stderr to this
 process's stdout and stderr byte for byte as they are produced, and exits with
 the command's exit code: 124 when it timed out, 130 when it was canceled, 137
 when the memory limit killed it, and 125 when execq could not run it.
-Ctrl-C cancels the execution.`,
-		Args: cobra.MinimumNArgs(1),
+Ctrl-C cancels the execution.
+
+With --lang, the worker runs a program of that language of its catalogue
+(execq languages lists the built-in one): --code is its source, or --file puts
+its source file (main.c for c) into /workspace; a language with a compile step
+compiles it first, in the same sandbox, and a compile error ends the execution
+(failed, with the compiler's output). A command after -- runs instead of the
+language's steps, in its image.`,
+		Args: commandArgs(&req),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := submit(cmd, rf.url, &req, args)
 			if err != nil {
@@ -197,6 +204,9 @@ func follow(ctx context.Context, client *producer.Client, id string, opts follow
 				return err
 			}
 		}
+	}
+	if opts.printOutput && exit.Step == tasks.StepCompile {
+		fmt.Fprintf(opts.stderr, "execq: the compile step ended %s (exit code %d); the program did not run\n", exit.Status, exit.ExitCode)
 	}
 	code := exitCodeOf(exit.Status, exit.ExitCode)
 	if exit.Status == tasks.StatusSucceeded || exit.Status == tasks.StatusFailed || opts.printJSON {

@@ -30,6 +30,8 @@ type workerFlags struct {
 	name            string
 	image           string
 	poolSize        int
+	warm            string
+	languages       languagesFlag
 	concurrency     int
 	queues          string
 	checkInterval   time.Duration
@@ -67,7 +69,9 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	limits := tasks.DefaultLimits()
 	fs.StringVar(&f.name, "name", "", "worker name in results, logs and container labels (default host-pid-random)")
 	fs.StringVar(&f.image, "image", worker.DefaultImage, "default sandbox image, kept warm")
-	fs.IntVar(&f.poolSize, "pool-size", worker.DefaultPoolSize, "containers kept warm")
+	fs.IntVar(&f.poolSize, "pool-size", worker.DefaultPoolSize, "containers the worker holds")
+	fs.StringVar(&f.warm, "warm", "", `warm containers to keep, by image, within --pool-size: "python=4,node=1,default=2" (a language of the catalogue, default for --image, or an image reference); the other slots take containers of images with none idle (default: --pool-size of --image)`)
+	f.languages.register(fs)
 	fs.IntVar(&f.concurrency, "concurrency", 0, "executions at once (default the pool size)")
 	fs.StringVar(&f.queues, "queues", tasks.DefaultQueue, `queues to serve, with priorities: "default" or "high:6,default:3,low:1"`)
 	fs.DurationVar(&f.checkInterval, "task-check-interval", worker.DefaultTaskCheckInterval, "how often empty queues are polled")
@@ -165,6 +169,16 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 	if err != nil {
 		return nil, nil, err
 	}
+	languages, err := f.languages.catalogue()
+	if err != nil {
+		return nil, nil, err
+	}
+	var warm []worker.WarmImage
+	if f.warm != "" {
+		if warm, err = parseWarm(f.warm, languages, f.image, f.poolSize); err != nil {
+			return nil, nil, err
+		}
+	}
 	reg := metrics.NewRegistry()
 	observer := metrics.NewWorker(reg)
 	cfg := worker.Config{
@@ -173,6 +187,8 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Image:             f.image,
 		AllowedImages:     f.allowedImages,
 		PoolSize:          f.poolSize,
+		Warm:              warm,
+		Languages:         languages,
 		Concurrency:       f.concurrency,
 		Queues:            queues,
 		TaskCheckInterval: f.checkInterval,
@@ -201,7 +217,11 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 	err = reg.Register(
 		metrics.NewPoolCollector(func() metrics.PoolCounts {
 			s := w.PoolStats()
-			return metrics.PoolCounts{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating}
+			counts := metrics.PoolCounts{Idle: s.Idle, Busy: s.Busy, Resetting: s.Resetting, Creating: s.Creating, ByImage: map[string]metrics.ImageCounts{}}
+			for image, is := range s.ByImage {
+				counts.ByImage[image] = metrics.ImageCounts(is)
+			}
+			return counts
 		}),
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb)),
 	)

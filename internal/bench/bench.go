@@ -14,10 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/client"
 
+	"github.com/execq/execq/internal/harness"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/agentrt"
 	"github.com/execq/execq/internal/sandbox/docker"
@@ -57,12 +60,35 @@ type Config struct {
 	InputSizes []int64
 	// InputSamples is the sample size of each large input. Defaults to 10.
 	InputSamples int
+	// PytestThroughput is the executions of each throughput run of the
+	// pytest figures, on either runtime: pytest, not execq, dominates.
+	// Defaults to 100.
+	PytestThroughput int
+	// PytestSamples is the sample size of the pytest latency. Defaults to
+	// 20.
+	PytestSamples int
+	// Phases selects what runs: PhaseCore (the baseline and everything on
+	// `true`, large inputs and the rest), PhasePython, PhasePytest.
+	// Defaults to all three.
+	Phases []string
 	// WorkerArgs are added to every `execq worker` command line, to
 	// measure other settings (e.g. --task-check-interval 2ms).
 	WorkerArgs []string
 	// Progress receives a line per phase; nil discards them.
 	Progress io.Writer
 }
+
+// The phases of a run (Config.Phases).
+const (
+	PhaseCore   = "core"
+	PhasePython = "python"
+	PhasePytest = "pytest"
+)
+
+// AllPhases are every phase, in the order they run.
+var AllPhases = []string{PhaseCore, PhasePython, PhasePytest}
+
+func (c Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
 func (c Config) withDefaults() Config {
 	if c.Image == "" {
@@ -95,10 +121,28 @@ func (c Config) withDefaults() Config {
 	if c.InputSamples <= 0 {
 		c.InputSamples = 10
 	}
+	if c.PytestThroughput <= 0 {
+		c.PytestThroughput = 100
+	}
+	if c.PytestSamples <= 0 {
+		c.PytestSamples = 20
+	}
+	if len(c.Phases) == 0 {
+		c.Phases = AllPhases
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
 	return c
+}
+
+func (c Config) validate() error {
+	for _, ph := range c.Phases {
+		if !slices.Contains(AllPhases, ph) {
+			return fmt.Errorf("no phase %q; the phases are %s", ph, strings.Join(AllPhases, ", "))
+		}
+	}
+	return nil
 }
 
 func (c Config) workerArgs(rt string) []string {
@@ -117,12 +161,16 @@ func (c Config) agentBinary() string { return filepath.Join(filepath.Dir(c.Exe),
 // Run runs every phase and returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	r := &Report{Config: map[string]any{
 		"samples": cfg.Samples, "throughput": cfg.Throughput, "concurrency": cfg.Concurrency,
 		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image, "pythonImage": cfg.PythonImage,
 		"runtimes": cfg.Runtimes, "workerArgs": cfg.WorkerArgs,
 		"inputSizes": cfg.InputSizes, "inputSamples": cfg.InputSamples,
+		"phases": cfg.Phases, "pytestThroughput": cfg.PytestThroughput, "pytestSamples": cfg.PytestSamples,
 	}}
 	if _, err := os.Stat(cfg.agentBinary()); err != nil {
 		return nil, fmt.Errorf("the agent binary: %w (make build puts it beside execq)", err)
@@ -143,42 +191,62 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Progress, "bench: "+format+"\n", args...)
 	}
-
-	progress("baseline: bare docker exec of true, %d one at a time, %d with 4 in parallel", cfg.Samples, 2*cfg.Samples)
-	bare, err := newBareExec(ctx, cli, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
-	}
-	defer bare.close()
-	if err := r.runBaseline(ctx, bare, cfg); err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
-	}
 	redisSrv, err := startRedis(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer redisSrv.Kill()
 	client := producer.New(redisSrv.Client, producer.Options{})
+	if cfg.runs(PhaseCore) {
+		if err := r.runCore(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs(PhasePython) {
+		if err := r.runPython(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, fmt.Errorf("python: %w", err)
+		}
+	}
+	if cfg.runs(PhasePytest) {
+		if err := r.runPytest(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, fmt.Errorf("pytest: %w", err)
+		}
+	}
+	r.Duration = time.Since(start).Round(time.Second).Seconds()
+	return r, nil
+}
+
+// runCore measures the baseline and, per runtime, everything on `true`.
+func (r *Report) runCore(ctx context.Context, cli *client.Client, client *producer.Client, redisSrv *harness.RedisServer, dir string, cfg Config, progress func(string, ...any)) error {
+	progress("baseline: bare docker exec of true, %d one at a time, %d with 4 in parallel", cfg.Samples, 2*cfg.Samples)
+	bare, err := newBareExec(ctx, cli, cfg)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	defer bare.close()
+	if err := r.runBaseline(ctx, bare, cfg); err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
 
 	for i, name := range cfg.Runtimes {
 		fig := RuntimeFigures{Runtime: name}
 		progress("%s: the runtime's own cost, %d runs of true and resets", name, 2*cfg.Samples)
 		if fig.Sandbox, err = sandboxCost(ctx, cli, cfg, name, 2*cfg.Samples); err != nil {
-			return nil, fmt.Errorf("%s: sandbox cost: %w", name, err)
+			return fmt.Errorf("%s: sandbox cost: %w", name, err)
 		}
 		progress("%s: Submit→Wait and Submit→first byte, %d each, worker pool 4", name, cfg.Samples)
 		w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, 4, cfg.workerArgs(name)...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if fig.EndToEnd, err = r.runEndToEnd(ctx, client, redisSrv, w, cfg, i == 0); err != nil {
 			stopWorker(w)
-			return nil, fmt.Errorf("%s: end to end: %w", name, err)
+			return fmt.Errorf("%s: end to end: %w", name, err)
 		}
 		progress("%s: execq run -- true and docker exec of true, %d each, interleaved", name, max(cfg.Samples/2, 1))
 		if fig.CLI, err = runCLI(ctx, bare, redisSrv.URL, cfg); err != nil {
 			stopWorker(w)
-			return nil, fmt.Errorf("%s: cli: %w", name, err)
+			return fmt.Errorf("%s: cli: %w", name, err)
 		}
 		if i == 0 {
 			r.Baseline.DockerExecCLI = fig.CLI.DockerExec
@@ -187,17 +255,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			progress("%s: burst of %d at once, worker pool 4", name, cfg.Burst)
 			if err := r.runBurst(ctx, client, cfg, 4); err != nil {
 				stopWorker(w)
-				return nil, fmt.Errorf("burst: %w", err)
+				return fmt.Errorf("burst: %w", err)
 			}
 			progress("%s: one execution writing %d bytes", name, cfg.BigOutputBytes)
 			if err := r.runBigOutput(ctx, client, redisSrv, w, cfg); err != nil {
 				stopWorker(w)
-				return nil, fmt.Errorf("big output: %w", err)
+				return fmt.Errorf("big output: %w", err)
 			}
 			progress("%s: cat >/dev/null with a stdin of %v bytes, %d each", name, cfg.InputSizes, cfg.InputSamples)
 			if err := r.runLargeInputs(ctx, client, redisSrv, cfg); err != nil {
 				stopWorker(w)
-				return nil, fmt.Errorf("large inputs: %w", err)
+				return fmt.Errorf("large inputs: %w", err)
 			}
 		}
 		stopWorker(w)
@@ -206,22 +274,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			progress("%s: throughput of %d executions of true at concurrency %d", name, n, c)
 			w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, c, cfg.workerArgs(name)...)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			run, err := r.runThroughput(ctx, client, redisSrv, w, n, c, i == 0)
 			stopWorker(w)
 			if err != nil {
-				return nil, fmt.Errorf("%s: throughput at %d: %w", name, c, err)
+				return fmt.Errorf("%s: throughput at %d: %w", name, c, err)
 			}
 			fig.Throughput = append(fig.Throughput, run)
 		}
 		r.Runtimes = append(r.Runtimes, fig)
 	}
-	if err := r.runPython(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
-		return nil, fmt.Errorf("python: %w", err)
-	}
-	r.Duration = time.Since(start).Round(time.Second).Seconds()
-	return r, nil
+	return nil
 }
 
 func (r *Report) describeMachine(ctx context.Context, cli *client.Client) error {

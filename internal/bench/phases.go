@@ -165,7 +165,7 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 		r.Costs.WorkerIdleRSSMB = mib(rss)
 	}
 	for range 5 {
-		if _, err := submitWait(ctx, client, []string{"true"}); err != nil {
+		if _, err := submitWait(ctx, client, tasks.ExecRequest{Cmd: []string{"true"}}); err != nil {
 			return e, err
 		}
 	}
@@ -177,7 +177,7 @@ func (r *Report) runEndToEnd(ctx context.Context, client *producer.Client, redis
 	var lastID string
 	for range cfg.Samples {
 		t := time.Now()
-		res, err := submitWait(ctx, client, []string{"true"})
+		res, err := submitWait(ctx, client, tasks.ExecRequest{Cmd: []string{"true"}})
 		if err != nil {
 			return e, err
 		}
@@ -272,17 +272,20 @@ func runCLI(ctx context.Context, b *bareExec, redisURL string, cfg Config) (CLI,
 	return c, nil
 }
 
-func submitWait(ctx context.Context, client *producer.Client, cmd []string) (*tasks.Result, error) {
-	id, err := client.Submit(ctx, tasks.ExecRequest{Cmd: cmd})
+// submitWait submits req (a template: a new ID each time) and waits for
+// its result.
+func submitWait(ctx context.Context, client *producer.Client, req tasks.ExecRequest) (*tasks.Result, error) {
+	req.ID = ""
+	id, err := client.Submit(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return client.Wait(ctx, id)
 }
 
-// submitAll submits n executions of cmd from 32 goroutines and waits for
+// submitAll submits n executions of req from 32 goroutines and waits for
 // every result, returning each one's latency from its own submission.
-func submitAll(ctx context.Context, client *producer.Client, n int, cmd []string) ([]time.Duration, time.Duration, error) {
+func submitAll(ctx context.Context, client *producer.Client, n int, req tasks.ExecRequest) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -298,9 +301,9 @@ func submitAll(ctx context.Context, client *producer.Client, n int, cmd []string
 			defer wg.Done()
 			for i := range next {
 				t := time.Now()
-				res, err := submitWait(ctx, client, cmd)
+				res, err := submitWait(ctx, client, req)
 				if err == nil && res.Status != tasks.StatusSucceeded {
-					err = fmt.Errorf("%v ended %s: %s", cmd, res.Status, res.Error)
+					err = fmt.Errorf("%v ended %s: %s %s", req.Cmd, res.Status, res.Error, res.Stdout+res.Stderr)
 				}
 				if err != nil {
 					errs <- err
@@ -399,7 +402,7 @@ func (r *Report) runBigOutput(ctx context.Context, client *producer.Client, redi
 }
 
 func (r *Report) runThroughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, costs bool) (ThroughputRun, error) {
-	run, err := throughput(ctx, client, redisSrv, w, n, c, []string{"true"})
+	run, err := throughput(ctx, client, redisSrv, w, n, c, tasks.ExecRequest{Cmd: []string{"true"}})
 	if err != nil {
 		return run, err
 	}
@@ -411,9 +414,9 @@ func (r *Report) runThroughput(ctx context.Context, client *producer.Client, red
 	return run, nil
 }
 
-// throughput drains n executions of cmd through the worker w, of
+// throughput drains n executions of req through the worker w, of
 // concurrency c, with the worker's and Redis's costs per execution.
-func throughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, cmd []string) (ThroughputRun, error) {
+func throughput(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, w *harness.WorkerProcess, n, c int, req tasks.ExecRequest) (ThroughputRun, error) {
 	run := ThroughputRun{Concurrency: c, N: n}
 	if err := w.ResetPeak(); err != nil {
 		return run, err
@@ -426,7 +429,7 @@ func throughput(ctx context.Context, client *producer.Client, redisSrv *harness.
 	if err != nil {
 		return run, err
 	}
-	_, drain, err := submitAll(ctx, client, n, cmd)
+	_, drain, err := submitAll(ctx, client, n, req)
 	if err != nil {
 		return run, err
 	}

@@ -81,14 +81,14 @@ func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *produc
 	}
 	f := &PythonFigures{Image: cfg.PythonImage, Command: pythonCmd, Rounds: pythonRounds}
 	for _, c := range cfg.Concurrency {
-		fl, err := newFloor(ctx, cli, cfg, c)
+		fl, err := newFloor(ctx, cli, cfg, cfg.PythonImage, pythonCmd, nil, c)
 		if err != nil {
 			return fmt.Errorf("floor of %d loops: %w", c, err)
 		}
 		for _, name := range cfg.Runtimes {
 			progress("python: %s at concurrency %d: %d executions of python3 -c pass, alternating with as many in %d loops, in %d rounds",
 				name, c, cfg.throughputOf(name), c, pythonRounds)
-			run, err := pythonRun(ctx, prod, redisSrv, dir, cfg, fl, name, c)
+			run, err := programRun(ctx, prod, redisSrv, dir, cfg, fl, name, c, cfg.throughputOf(name), tasks.ExecRequest{Cmd: pythonCmd})
 			if err != nil {
 				fl.close()
 				return fmt.Errorf("%s at %d: %w", name, c, err)
@@ -101,9 +101,10 @@ func (r *Report) runPython(ctx context.Context, cli *client.Client, prod *produc
 	return nil
 }
 
-// pythonRun alternates slices of the floor fl and of a worker of runtime
-// name and concurrency c, as many executions each.
-func pythonRun(ctx context.Context, prod *producer.Client, redisSrv *harness.RedisServer, dir string, cfg Config, fl *floor, name string, c int) (PythonRun, error) {
+// programRun alternates slices of the floor fl and of a worker of runtime
+// name and concurrency c whose image is the Python image, about n
+// executions of req each.
+func programRun(ctx context.Context, prod *producer.Client, redisSrv *harness.RedisServer, dir string, cfg Config, fl *floor, name string, c, n int, req tasks.ExecRequest) (PythonRun, error) {
 	run := PythonRun{Runtime: name, Concurrency: c}
 	args := append([]string{"--image", cfg.PythonImage, "--runtime", name}, cfg.WorkerArgs...)
 	w, err := startWorker(ctx, cfg.Exe, redisSrv.URL, dir, c, args...)
@@ -112,10 +113,10 @@ func pythonRun(ctx context.Context, prod *producer.Client, redisSrv *harness.Red
 	}
 	defer stopWorker(w)
 	// One execution per container first, as the floor's containers get.
-	if _, _, err := submitAll(ctx, prod, c, pythonCmd); err != nil {
+	if _, _, err := submitAll(ctx, prod, c, req); err != nil {
 		return run, err
 	}
-	slice := max(cfg.throughputOf(name)/pythonRounds, c)
+	slice := max(n/pythonRounds, c)
 	var drain, floorDrain time.Duration
 	var cpu float64
 	for range pythonRounds {
@@ -132,7 +133,7 @@ func pythonRun(ctx context.Context, prod *producer.Client, redisSrv *harness.Red
 		floorDrain += d
 		run.FloorN += slice
 
-		t, err := throughput(ctx, prod, redisSrv, w, slice, c, pythonCmd)
+		t, err := throughput(ctx, prod, redisSrv, w, slice, c, req)
 		if err != nil {
 			return run, err
 		}
@@ -186,26 +187,33 @@ func (l *floorLoop) token() error {
 // after each run, until its input ends or a run fails.
 const loopScript = `while read -r _; do "$@" >/dev/null || exit; echo; done`
 
-// newFloor makes loops containers of the Python image with execq's
-// docker-exec runtime, as the baseline's are, starts their loops and runs
-// the command once in each.
-func newFloor(ctx context.Context, cli *client.Client, cfg Config, loops int) (*floor, error) {
+// newFloor makes loops containers of image with execq's docker-exec
+// runtime, as the baseline's are, puts files into their workspace, starts
+// their loops of cmd and runs it once in each.
+func newFloor(ctx context.Context, cli *client.Client, cfg Config, image string, cmd []string, files []tasks.File, loops int) (*floor, error) {
 	rt, err := newRuntime(cli, cfg, dockerexec.Name, fmt.Sprintf("bench-floor-%d", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
 	f := &floor{b: &bareExec{cli: cli, rt: rt}, ended: make(chan struct{}), errs: make(chan error, loops)}
 	for range loops {
-		sb, err := rt.Create(ctx, cfg.PythonImage, sandbox.Limits{})
+		sb, err := rt.Create(ctx, image, sandbox.Limits{})
 		if err != nil {
 			f.b.close()
 			return nil, err
 		}
 		f.b.boxes = append(f.b.boxes, sb)
+		if len(files) == 0 {
+			continue
+		}
+		if err := sb.PutFiles(ctx, files); err != nil {
+			f.b.close()
+			return nil, err
+		}
 	}
 	var wg sync.WaitGroup
 	for i := range loops {
-		att, wait, err := f.b.start(ctx, i, append([]string{"sh", "-c", loopScript, "sh"}, pythonCmd...))
+		att, wait, err := f.b.start(ctx, i, append([]string{"sh", "-c", loopScript, "sh"}, cmd...))
 		if err != nil {
 			f.stop()
 			f.b.close()

@@ -22,6 +22,8 @@ type Report struct {
 	LargeInputs []LargeInput `json:"largeInputs,omitempty"`
 	// Python is nil when the Python image is missing (a note says so).
 	Python *PythonFigures `json:"python,omitempty"`
+	// Pytest is nil when the Python image is missing (a note says so).
+	Pytest *PytestFigures `json:"pytest,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -156,8 +158,22 @@ type Costs struct {
 func (r *Report) Markdown(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	m := r.Machine
-	p("Run on %s: %d CPUs, kernel %s, Docker %s (cgroup %s), %s; %.0f s in all.\n\n",
+	p("Run on %s: %d CPUs, kernel %s, Docker %s (cgroup %s), %s; %.0f s in all.\n",
 		m.Date, m.CPUs, m.Kernel, m.DockerVersion, m.CgroupVersion, m.GoVersion, r.Duration)
+	if len(r.Runtimes) > 0 {
+		r.markdownCore(w)
+	}
+	r.Python.markdown(w)
+	r.Pytest.markdown(w)
+	for _, n := range r.Notes {
+		p("\n%s\n", n)
+	}
+}
+
+// markdownCore writes the tables of the core phase.
+func (r *Report) markdownCore(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("\n")
 	b := r.Baseline
 	p("| latency | n | p50 | p90 | p99 | ratio to baseline p50 |\n|---|---|---|---|---|---|\n")
 	p("| baseline: bare Docker exec of `true` (Go client: create, attach, inspect) | %d | %.1f ms | %.1f ms | %.1f ms | 1.00 |\n",
@@ -211,10 +227,6 @@ func (r *Report) Markdown(w io.Writer) {
 	p("| Redis memory per finished `true` (used_memory delta over %d, asynq's completed task included) | %s |\n", c.RedisSampleN, humanBytes(c.RedisBytesPerExec))
 	p("| of which execq's keys (result, stream, attempts, queue, request) / asynq's task hash (MEMORY USAGE) | %s / %s |\n", humanBytes(c.ExecqKeysBytes), humanBytes(c.AsynqTaskBytes))
 	r.markdownLargeInputs(p)
-	r.Python.markdown(w)
-	for _, n := range r.Notes {
-		p("\n%s\n", n)
-	}
 }
 
 func (r *Report) defaultRuntime() string {

@@ -97,6 +97,21 @@ func TestHostileRequests(t *testing.T) {
 		{name: "image_not_allowed", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-no-such-image:v0" }), want: `image "execq-no-such-image:v0" is not on this worker's allow-list`},
 		{name: "image_from_a_registry", payload: valid(func(r *tasks.ExecRequest) { r.Image = "registry.invalid:5000/evil/image:latest" }), want: "not on this worker's allow-list"},
 		{name: "image_unknown_digest", payload: valid(func(r *tasks.ExecRequest) { r.Image = "execq-sandbox@sha256:" + strings.Repeat("0", 64) }), want: "image not found"},
+		// A language picks an image from the worker's catalogue only.
+		{name: "language_with_an_image", payload: valid(func(r *tasks.ExecRequest) {
+			r.Language, r.Code, r.Cmd, r.Image = "python", "print(1)", nil, "registry.invalid/evil:latest"
+		}), want: "the language chooses the image"},
+		{name: "language_unknown", payload: valid(func(r *tasks.ExecRequest) { r.Language, r.Code, r.Cmd = "cobol", "x", nil }),
+			want: `language "cobol" is not in this worker's catalogue; known: python, node, c, sh`},
+		{name: "language_an_image_name", payload: valid(func(r *tasks.ExecRequest) { r.Language, r.Code, r.Cmd = "registry.invalid/evil:latest", "x", nil }),
+			want: "is not a language name"},
+		{name: "language_a_path", payload: valid(func(r *tasks.ExecRequest) { r.Language, r.Code, r.Cmd = "../../python", "x", nil }),
+			want: "is not a language name"},
+		{name: "code_without_language", payload: valid(func(r *tasks.ExecRequest) { r.Code = "rm -rf /" }), want: "code needs a language"},
+		{name: "code_and_cmd", payload: valid(func(r *tasks.ExecRequest) { r.Language, r.Code = "sh", "echo x" }), want: "code and cmd both given"},
+		{name: "code_over_its_file", payload: valid(func(r *tasks.ExecRequest) {
+			r.Language, r.Code, r.Cmd, r.Files = "sh", "echo x", nil, []tasks.File{{Path: "main.sh", Content: []byte("echo y")}}
+		}), want: "code and a file main.sh both given"},
 		{name: "image_invalid_reference", payload: valid(func(r *tasks.ExecRequest) { r.Image = "UPPER/../Case::x" }), want: "UPPER/../Case::x"},
 	}
 	for _, rc := range cases {

@@ -26,11 +26,24 @@ func FormatPayload(taskType string, payload []byte) string {
 	}
 	var b strings.Builder
 	image := req.Image
-	if image == "" {
+	switch {
+	case req.Language != "":
+		image = "(the language's, in the worker's catalogue)"
+	case image == "":
 		image = "(worker default)"
 	}
 	fmt.Fprintf(&b, "image:   %s\n", image)
-	fmt.Fprintf(&b, "command: %s\n", quoteArgv(req.Cmd))
+	if req.Language != "" {
+		fmt.Fprintf(&b, "language: %s\n", req.Language)
+	}
+	if req.Code != "" {
+		fmt.Fprintf(&b, "code:    %s\n%s\n", humanBytes(int64(len(req.Code))), indent(trimLines(req.Code, outputHead)))
+	}
+	if len(req.Cmd) > 0 || req.Language == "" {
+		fmt.Fprintf(&b, "command: %s\n", quoteArgv(req.Cmd))
+	} else {
+		b.WriteString("command: the language's steps\n")
+	}
 	var limits []string
 	if req.Timeout > 0 {
 		limits = append(limits, "timeout "+req.Timeout.String())
@@ -109,6 +122,9 @@ func FormatResult(taskType string, result []byte) string {
 	fmt.Fprintf(&b, "status:  %s", res.Status)
 	if res.Status == tasks.StatusSucceeded || res.Status == tasks.StatusFailed || res.Status == tasks.StatusOOMKilled {
 		fmt.Fprintf(&b, " (exit code %d)", res.ExitCode)
+	}
+	if res.Step == tasks.StepCompile {
+		b.WriteString(" at the compile step")
 	}
 	fmt.Fprintf(&b, " in %d ms, attempt %d", res.DurationMs, res.Attempt)
 	if res.Worker != "" {

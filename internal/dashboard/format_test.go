@@ -96,3 +96,26 @@ func TestFormatResult(t *testing.T) {
 		t.Errorf("another task's result without a type shown as %q", got)
 	}
 }
+
+func TestFormatPayloadOfALanguage(t *testing.T) {
+	t.Parallel()
+	payload, err := tasks.EncodeRequest(&tasks.ExecRequest{ID: "e1", Language: "python", Code: "print(6*7)\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dashboard.FormatPayload(tasks.TypeExec, payload)
+	for _, want := range []string{
+		"image:   (the language's, in the worker's catalogue)",
+		"language: python",
+		"code:    11 B\n  print(6*7)",
+		"command: the language's steps",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("payload shown as\n%s\nwithout %q", got, want)
+		}
+	}
+	res, _ := tasks.EncodeResult(&tasks.Result{ExecutionID: "e1", Status: tasks.StatusFailed, ExitCode: 1, Step: tasks.StepCompile, Attempt: 1})
+	if got := dashboard.FormatResult(tasks.TypeExec, res); !strings.Contains(got, "status:  failed (exit code 1) at the compile step") {
+		t.Errorf("a compile step's failure shown as\n%s", got)
+	}
+}

@@ -60,6 +60,7 @@ type Worker struct {
 	replacements    *prometheus.CounterVec
 	containerCreate prometheus.Histogram
 	createErrors    prometheus.Counter
+	coldStarts      *prometheus.CounterVec
 	resets          prometheus.Histogram
 	resetFailures   prometheus.Counter
 	engineUp        prometheus.Gauge
@@ -114,6 +115,10 @@ func NewWorker(r *Registry) *Worker {
 			Namespace: namespace, Name: "container_create_errors_total",
 			Help: "Failed container creations.",
 		}),
+		coldStarts: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "container_cold_starts_total",
+			Help: "Executions that found no idle container of their image, for which one was created, by image.",
+		}, []string{"image"}),
 		resets: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "sandbox_reset_seconds",
 			Help:    "Time to reset a sandbox between executions (kill, empty, verify), as the worker sees it; on no execution's clock.",
@@ -171,6 +176,11 @@ func (w *Worker) ContainerCreated(d time.Duration, err error) {
 	w.containerCreate.Observe(d.Seconds())
 }
 
+// ColdStart counts an execution that had a container created for it.
+func (w *Worker) ColdStart(image string) {
+	w.coldStarts.WithLabelValues(image).Inc()
+}
+
 // SandboxReset observes a reset.
 func (w *Worker) SandboxReset(d time.Duration, err error) {
 	if err != nil {
@@ -192,12 +202,23 @@ func (w *Worker) EngineUp(up bool) {
 // PoolCounts are a pool's container counts by state.
 type PoolCounts struct {
 	Idle, Busy, Resetting, Creating int
+	// ByImage holds the counts of each image.
+	ByImage map[string]ImageCounts
 }
 
-// PoolCollector reports a pool's container counts by state.
+// ImageCounts are a pool's container counts of one image, and how many of
+// it the pool keeps warm.
+type ImageCounts struct {
+	Idle, Busy, Resetting, Creating, Warm int
+}
+
+// PoolCollector reports a pool's container counts by state, in all and by
+// image.
 type PoolCollector struct {
-	stats func() PoolCounts
-	desc  *prometheus.Desc
+	stats   func() PoolCounts
+	desc    *prometheus.Desc
+	byImage *prometheus.Desc
+	warm    *prometheus.Desc
 }
 
 // NewPoolCollector reads counts from stats at each scrape.
@@ -207,16 +228,32 @@ func NewPoolCollector(stats func() PoolCounts) *PoolCollector {
 		desc: prometheus.NewDesc(namespace+"_pool_containers",
 			"Containers held by the worker's pool, by state: idle (warm), busy, resetting, creating.",
 			[]string{"state"}, nil),
+		byImage: prometheus.NewDesc(namespace+"_pool_image_containers",
+			"Containers held by the worker's pool, by image and state: idle (warm), busy, resetting, creating.",
+			[]string{"image", "state"}, nil),
+		warm: prometheus.NewDesc(namespace+"_pool_warm_target",
+			"Idle containers the worker's pool keeps warm, by image (worker --warm).",
+			[]string{"image"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
-func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.byImage
+	ch <- c.warm
+}
 
 // Collect implements prometheus.Collector.
 func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.stats()
 	for state, n := range map[string]int{"idle": s.Idle, "busy": s.Busy, "resetting": s.Resetting, "creating": s.Creating} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
+	for image, is := range s.ByImage {
+		for state, n := range map[string]int{"idle": is.Idle, "busy": is.Busy, "resetting": is.Resetting, "creating": is.Creating} {
+			ch <- prometheus.MustNewConstMetric(c.byImage, prometheus.GaugeValue, float64(n), image, state)
+		}
+		ch <- prometheus.MustNewConstMetric(c.warm, prometheus.GaugeValue, float64(is.Warm), image)
 	}
 }

@@ -6,11 +6,13 @@
 package pool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,15 +50,29 @@ const (
 	CauseDead        = "dead"
 )
 
+// Warm is a number of warm containers of one image.
+type Warm struct {
+	// Image is a reference the runtime creates containers from.
+	Image string
+	// Count is how many containers of it the pool keeps.
+	Count int
+}
+
 // Config configures a Pool.
 type Config struct {
-	// Image is the image kept warm. Required.
+	// Image is the image kept warm when Warm is empty. Required.
 	Image string
+	// Warm lists the images kept warm and how many containers of each, at
+	// most Size in all. The pool creates them at Start and whenever a
+	// slot frees while one of them is short; the slots beyond them hold
+	// containers created for executions that found no idle one of their
+	// image (cold starts), kept idle for the next one of that image until
+	// the slot is needed. Defaults to Size containers of Image.
+	Warm []Warm
 	// Owner names this worker; it is what the runtime labels containers
 	// with. Required.
 	Owner string
-	// Size is how many containers the pool holds at most, all kept warm of
-	// Image when idle. Defaults to 4.
+	// Size is how many containers the pool holds at most. Defaults to 4.
 	Size int
 	// Limits are the warm containers' limits; zero fields are the
 	// runtime's defaults.
@@ -85,6 +101,9 @@ type Config struct {
 	OnReplace func(cause string)
 	// OnCreate, when set, is told how long each creation took.
 	OnCreate func(d time.Duration, err error)
+	// OnColdStart, when set, is told the image of each container created
+	// for an execution that found no idle container of its image.
+	OnColdStart func(image string)
 	// OnReset, when set, is told how long each reset took, as the pool saw
 	// it, and what it did.
 	OnReset func(d time.Duration, rep sandbox.ResetReport, err error)
@@ -112,7 +131,30 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if len(c.Warm) == 0 {
+		c.Warm = []Warm{{Image: c.Image, Count: c.Size}}
+	}
 	return c
+}
+
+func (c Config) validate() error {
+	if c.Image == "" {
+		return errors.New("pool: an image is required")
+	}
+	if c.Owner == "" {
+		return errors.New("pool: an owner is required")
+	}
+	total := 0
+	for _, w := range c.Warm {
+		if w.Image == "" || w.Count < 0 {
+			return fmt.Errorf("pool: warm %d containers of %q: give an image and a count of at least 0", w.Count, w.Image)
+		}
+		total += w.Count
+	}
+	if total > c.Size {
+		return fmt.Errorf("pool: %d containers to keep warm, above the pool size %d", total, c.Size)
+	}
+	return nil
 }
 
 type state int
@@ -125,8 +167,16 @@ const (
 
 type entry struct {
 	sb    sandbox.Sandbox
+	name  string // the image as it was asked for, for Stats
 	uses  int
 	state state
+}
+
+// target is an image the pool keeps warm.
+type target struct {
+	Warm
+	id       string // the image ID its containers were last created from
+	creating int    // warm creations in flight
 }
 
 // Pool holds sandbox containers. Its zero value is not usable; New makes
@@ -147,34 +197,38 @@ type Pool struct {
 	all      map[string]*entry // every container the pool holds
 	idle     []*entry          // ready, most recently used last
 	creating int               // creations in flight
-	warmID   string            // the image ID the warm image resolved to last
+	targets  []*target         // the images kept warm
+	cold     map[string]int    // creations for a lease in flight, by image name
 	changed  chan struct{}     // closed and renewed on every change
 	closed   bool
 }
 
 // New returns a pool of containers created through rt.
 func New(rt Runtime, cfg Config) (*Pool, error) {
-	if cfg.Image == "" {
-		return nil, errors.New("pool: an image is required")
-	}
-	if cfg.Owner == "" {
-		return nil, errors.New("pool: an owner is required")
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f, ok := rt.(fixedLimits)
-	return &Pool{
+	p := &Pool{
 		rt:      rt,
 		fixed:   ok && f.FixedLimits(),
-		cfg:     cfg.withDefaults(),
+		cfg:     cfg,
 		ctx:     ctx,
 		cancel:  cancel,
 		all:     make(map[string]*entry),
+		cold:    make(map[string]int),
 		changed: make(chan struct{}),
-	}, nil
+	}
+	for _, w := range cfg.Warm {
+		p.targets = append(p.targets, &target{Warm: w})
+	}
+	return p, nil
 }
 
-// Start removes orphaned containers, begins warming Size containers of the
-// image, and reconciles every ReconcileInterval. Warming goes on in the
+// Start removes orphaned containers, begins warming the containers of
+// Warm, and reconciles every ReconcileInterval. Warming goes on in the
 // background, retried while the runtime fails; Start does not wait for it.
 func (p *Pool) Start(ctx context.Context) error {
 	if err := p.Reconcile(ctx); err != nil {
@@ -195,21 +249,42 @@ func (p *Pool) Start(ctx context.Context) error {
 	return nil
 }
 
-// WaitWarm waits until the pool holds Size idle containers or ctx ends.
+// WaitWarm waits until the pool holds the idle containers of Warm or ctx
+// ends.
 func (p *Pool) WaitWarm(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		n, ch := len(p.idle), p.changed
+		short, ch := p.shortLocked(), p.changed
 		p.mu.Unlock()
-		if n >= p.cfg.Size {
+		if short == "" {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %d warm containers (have %d): %w", p.cfg.Size, n, ctx.Err())
+			return fmt.Errorf("wait for warm containers (%s): %w", short, ctx.Err())
 		}
 	}
+}
+
+// shortLocked says which images have fewer idle containers than Warm
+// asks for; "" when none.
+func (p *Pool) shortLocked() string {
+	var short []string
+	for _, t := range p.targets {
+		idle := 0
+		if t.id != "" {
+			for _, e := range p.idle {
+				if e.sb.Image() == t.id {
+					idle++
+				}
+			}
+		}
+		if idle < t.Count {
+			short = append(short, fmt.Sprintf("%s: %d of %d idle", t.Image, idle, t.Count))
+		}
+	}
+	return strings.Join(short, ", ")
 }
 
 // Lease is one container held by one execution. Exactly one of Reuse or
@@ -236,13 +311,15 @@ func (l *Lease) Replace(cause string) {
 	l.once.Do(func() { l.p.release(l.e, cause) })
 }
 
-// Acquire returns a container of image (an image ID, as containers report
-// theirs), taking an idle one when there is one, creating one while the
-// pool holds fewer than Size, evicting an idle container of another image
-// when that makes room, and otherwise waiting until ctx ends. limits are
-// the execution's: where the runtime cannot change a container's limits,
-// only a container created with them serves.
-func (p *Pool) Acquire(ctx context.Context, image string, limits sandbox.Limits) (*Lease, error) {
+// Acquire returns a container of img (matched by its ID, as containers
+// report theirs; its Ref names it in Stats and OnColdStart), taking an
+// idle one when there is one, waiting for one being reset, creating one
+// while the pool holds fewer than Size, evicting an idle container of another image when that makes
+// room (one beyond what Warm keeps first), and otherwise waiting until
+// ctx ends. limits are the execution's: where the runtime cannot change a
+// container's limits, only a container created with them serves.
+func (p *Pool) Acquire(ctx context.Context, img sandbox.Image, limits sandbox.Limits) (*Lease, error) {
+	image, name := img.ID, cmp.Or(img.Ref, img.ID)
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -256,8 +333,10 @@ func (p *Pool) Acquire(ctx context.Context, image string, limits sandbox.Limits)
 			p.mu.Unlock()
 			return &Lease{p: p, e: e}, nil
 		}
-		room := len(p.all)+p.creating < p.cfg.Size
-		if !room {
+		// A reset takes far less than a creation: wait for it.
+		resetting := p.resettingServesLocked(image, limits)
+		room := !resetting && len(p.all)+p.creating < p.cfg.Size
+		if !room && !resetting {
 			if victim := p.takeIdleOtherLocked(image, limits); victim != nil {
 				delete(p.all, victim.sb.ID())
 				p.removeLocked(victim, CauseEvicted)
@@ -266,8 +345,12 @@ func (p *Pool) Acquire(ctx context.Context, image string, limits sandbox.Limits)
 		}
 		if room {
 			p.creating++
+			p.cold[name]++
 			p.mu.Unlock()
-			return p.createForLease(ctx, image, limits)
+			if p.cfg.OnColdStart != nil {
+				p.cfg.OnColdStart(name)
+			}
+			return p.createForLease(ctx, image, name, limits)
 		}
 		ch := p.changed
 		p.mu.Unlock()
@@ -279,11 +362,14 @@ func (p *Pool) Acquire(ctx context.Context, image string, limits sandbox.Limits)
 	}
 }
 
-func (p *Pool) createForLease(ctx context.Context, image string, limits sandbox.Limits) (*Lease, error) {
+func (p *Pool) createForLease(ctx context.Context, image, name string, limits sandbox.Limits) (*Lease, error) {
 	sb, err := p.create(ctx, image, limits)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.creating--
+	if p.cold[name]--; p.cold[name] <= 0 {
+		delete(p.cold, name)
+	}
 	defer p.notifyLocked()
 	if err != nil {
 		// The slot may have been made by evicting a warm container.
@@ -294,7 +380,7 @@ func (p *Pool) createForLease(ctx context.Context, image string, limits sandbox.
 		p.removeLocked(&entry{sb: sb}, "")
 		return nil, ErrClosed
 	}
-	e := &entry{sb: sb, uses: 1, state: stateBusy}
+	e := &entry{sb: sb, name: name, uses: 1, state: stateBusy}
 	p.all[sb.ID()] = e
 	return &Lease{p: p, e: e}, nil
 }
@@ -336,6 +422,17 @@ func (p *Pool) takeIdleLocked(image string, limits sandbox.Limits) *entry {
 	return nil
 }
 
+// resettingServesLocked reports whether a container being reset could
+// serve image with limits once it is idle.
+func (p *Pool) resettingServesLocked(image string, limits sandbox.Limits) bool {
+	for _, e := range p.all {
+		if e.state == stateResetting && p.serves(e, image, limits) {
+			return true
+		}
+	}
+	return false
+}
+
 // liveness is what a sandbox whose runtime can tell it is gone (its
 // agent's channel closed) implements.
 type liveness interface {
@@ -348,16 +445,16 @@ func alive(sb sandbox.Sandbox) bool {
 }
 
 // takeIdleOtherLocked takes the idle container that waited longest among
-// those that cannot serve image with limits, preferring ones not of the
-// warm image.
+// those that cannot serve image with limits, preferring ones beyond what
+// Warm keeps of their image.
 func (p *Pool) takeIdleOtherLocked(image string, limits sandbox.Limits) *entry {
-	pick := -1
+	pick, pickSurplus := -1, false
 	for i, e := range p.idle {
 		if p.serves(e, image, limits) {
 			continue
 		}
-		if pick < 0 || p.idle[pick].sb.Image() == p.warmID && e.sb.Image() != p.warmID {
-			pick = i
+		if surplus := p.surplusLocked(e.sb.Image()); pick < 0 || surplus && !pickSurplus {
+			pick, pickSurplus = i, surplus
 		}
 	}
 	if pick < 0 {
@@ -366,6 +463,28 @@ func (p *Pool) takeIdleOtherLocked(image string, limits sandbox.Limits) *entry {
 	e := p.idle[pick]
 	p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
 	return e
+}
+
+// surplusLocked reports whether the pool holds more containers of the
+// image ID than Warm keeps of it.
+func (p *Pool) surplusLocked(id string) bool {
+	for _, t := range p.targets {
+		if t.id == id {
+			return p.heldLocked(id) > t.Count
+		}
+	}
+	return true
+}
+
+// heldLocked counts the pool's containers of the image ID, in any state.
+func (p *Pool) heldLocked(id string) int {
+	n := 0
+	for _, e := range p.all {
+		if e.sb.Image() == id {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Pool) release(e *entry, cause string) {
@@ -441,34 +560,57 @@ func (p *Pool) removeLocked(e *entry, cause string) {
 	}()
 }
 
-// fillLocked starts creating warm containers of the image until the pool
-// holds Size.
+// fillLocked starts creating warm containers, while the pool has room, of
+// the images of Warm that are short of their count.
 func (p *Pool) fillLocked() {
 	if p.closed {
 		return
 	}
 	for len(p.all)+p.creating < p.cfg.Size {
+		t := p.neediestLocked()
+		if t == nil {
+			return
+		}
 		p.creating++
+		t.creating++
 		p.wg.Add(1)
-		go p.warm()
+		go p.warm(t)
 	}
 }
 
-// warm creates one idle container of the image, retrying while the runtime
-// fails, until the pool stops.
-func (p *Pool) warm() {
+// neediestLocked returns the image of Warm furthest below its count, the
+// first listed among equals; nil when none is.
+func (p *Pool) neediestLocked() *target {
+	var pick *target
+	most := 0
+	for _, t := range p.targets {
+		held := 0
+		if t.id != "" {
+			held = p.heldLocked(t.id)
+		}
+		if short := t.Count - held - t.creating; short > most {
+			pick, most = t, short
+		}
+	}
+	return pick
+}
+
+// warm creates one idle container of t's image, retrying while the
+// runtime fails, until the pool stops.
+func (p *Pool) warm(t *target) {
 	defer p.wg.Done()
 	b := retry.Backoff{First: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
-		sb, err := p.create(p.ctx, p.cfg.Image, p.cfg.Limits)
+		sb, err := p.create(p.ctx, t.Image, p.cfg.Limits)
 		p.mu.Lock()
 		if err == nil {
 			p.creating--
-			p.warmID = sb.Image()
+			t.creating--
+			t.id = sb.Image()
 			if p.closed {
 				p.removeLocked(&entry{sb: sb}, "")
 			} else {
-				e := &entry{sb: sb, state: stateIdle}
+				e := &entry{sb: sb, name: t.Image, state: stateIdle}
 				p.all[sb.ID()] = e
 				p.idle = append(p.idle, e)
 			}
@@ -478,13 +620,14 @@ func (p *Pool) warm() {
 		}
 		if p.closed {
 			p.creating--
+			t.creating--
 			p.notifyLocked()
 			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
 		wait := b.Next()
-		p.cfg.Logger.Warn("warm a container; retrying", "image", p.cfg.Image, "in", wait, "err", err)
+		p.cfg.Logger.Warn("warm a container; retrying", "image", t.Image, "in", wait, "err", err)
 		_ = retry.Sleep(p.ctx, wait)
 	}
 }
@@ -515,6 +658,46 @@ func (p *Pool) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// ImageStats counts the pool's containers of one image.
+type ImageStats struct {
+	Idle, Busy, Resetting, Creating int
+	// Warm is how many Warm keeps of it.
+	Warm int
+}
+
+// ImageStats returns the current counts by image, named as Warm names it
+// or as the execution that had it created did; every image of Warm is
+// there.
+func (p *Pool) ImageStats() map[string]ImageStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	by := make(map[string]ImageStats)
+	for _, t := range p.targets {
+		is := by[t.Image]
+		is.Warm += t.Count
+		is.Creating += t.creating
+		by[t.Image] = is
+	}
+	for name, n := range p.cold {
+		is := by[name]
+		is.Creating += n
+		by[name] = is
+	}
+	for _, e := range p.all {
+		is := by[e.name]
+		switch e.state {
+		case stateIdle:
+			is.Idle++
+		case stateBusy:
+			is.Busy++
+		case stateResetting:
+			is.Resetting++
+		}
+		by[e.name] = is
+	}
+	return by
 }
 
 // Stop ends warming and resets, then removes every container the pool

@@ -105,7 +105,7 @@ func (b *testBundle) start(t *testing.T) {
 
 func (b *testBundle) acquire(t *testing.T, img string) *pool.Lease {
 	t.Helper()
-	l, err := b.pool.Acquire(b.ctx, img, sandbox.Limits{})
+	l, err := b.pool.Acquire(b.ctx, imageOf(img), sandbox.Limits{})
 	if err != nil {
 		t.Fatalf("acquire %s: %v", img, err)
 	}
@@ -272,7 +272,7 @@ func TestAcquireWaitsForARelease(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := b.pool.Acquire(ctx, image, sandbox.Limits{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := b.pool.Acquire(ctx, imageOf(image), sandbox.Limits{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire with every container busy = %v, want the context's deadline", err)
 	}
 
@@ -284,7 +284,7 @@ func TestAcquireWaitsForARelease(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		lease, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{})
+		lease, err := b.pool.Acquire(b.ctx, imageOf(image), sandbox.Limits{})
 		got <- result{lease: lease, err: err, released: released.Load()}
 	}()
 	released.Store(true)
@@ -312,7 +312,7 @@ func TestAcquireRespectsCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(b.ctx)
 	cause := errors.New("the execution was canceled")
 	cancel(cause)
-	if _, err := b.pool.Acquire(ctx, image, sandbox.Limits{}); !errors.Is(err, cause) {
+	if _, err := b.pool.Acquire(ctx, imageOf(image), sandbox.Limits{}); !errors.Is(err, cause) {
 		t.Errorf("Acquire on a canceled context = %v, want its cause", err)
 	}
 }
@@ -389,7 +389,7 @@ func TestFailedCreateForALeaseIsRefilled(t *testing.T) {
 	b.start(t)
 	busy := b.acquire(t, image)
 	b.rt.CreateErr = errInjected // nothing creates while the pool is full
-	if _, err := b.pool.Acquire(b.ctx, "other:1", sandbox.Limits{}); !errors.Is(err, errInjected) {
+	if _, err := b.pool.Acquire(b.ctx, imageOf("other:1"), sandbox.Limits{}); !errors.Is(err, errInjected) {
 		t.Fatalf("Acquire with a failing create = %v, want the injected error", err)
 	}
 	busy.Reuse()
@@ -548,7 +548,7 @@ func TestStopRemovesEverything(t *testing.T) {
 	if len(b.rt.Others) != 0 {
 		t.Errorf("Stop left our lost container: %v", b.rt.Others)
 	}
-	if _, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{}); !errors.Is(err, pool.ErrClosed) {
+	if _, err := b.pool.Acquire(b.ctx, imageOf(image), sandbox.Limits{}); !errors.Is(err, pool.ErrClosed) {
 		t.Errorf("Acquire after Stop = %v, want ErrClosed", err)
 	}
 	busy.Reuse() // the execution ends after Stop: nothing to give back to
@@ -615,7 +615,7 @@ func TestFixedLimitsGetTheirOwnContainer(t *testing.T) {
 	b := setupWith(t, func(rt *fake.Runtime) { rt.Fixed = true }, pool.Config{Size: 2})
 	b.start(t)
 	small := sandbox.Limits{MemoryBytes: 64 << 20, NanoCPUs: 1e9, Pids: 64}
-	l, err := b.pool.Acquire(b.ctx, image, small)
+	l, err := b.pool.Acquire(b.ctx, imageOf(image), small)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,7 +626,7 @@ func TestFixedLimitsGetTheirOwnContainer(t *testing.T) {
 		t.Errorf("set the container's own limits: %v", err)
 	}
 	l.Reuse()
-	warm, err := b.pool.Acquire(b.ctx, image, sandbox.Limits{})
+	warm, err := b.pool.Acquire(b.ctx, imageOf(image), sandbox.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,3 +635,6 @@ func TestFixedLimitsGetTheirOwnContainer(t *testing.T) {
 	}
 	warm.Reuse()
 }
+
+// imageOf is the fake runtime's image named ref: its ID is its name.
+func imageOf(ref string) sandbox.Image { return sandbox.Image{Ref: ref, ID: ref} }

@@ -10,6 +10,8 @@
 //	oom                  ends as if the memory limit killed it
 //	ls                   writes the workspace's file names to stdout
 //	crash                fails as if the container died
+//	sh FILE              runs FILE's lines as these commands, until one
+//	                     exits non-zero or does not start
 //
 // Any other program is not found; a working directory that holds no file
 // does not exist. Errors are injected one at a time through the Runtime's fields.
@@ -268,6 +270,24 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	case "crash":
 		s.rt.Kill(s.id)
 		return sandbox.Outcome{ExitCode: -1}, ErrCrashed
+	case "sh":
+		f, ok := s.files[strings.TrimPrefix(strings.Join(args, " "), "./")]
+		if len(args) != 1 || !ok {
+			out.ExitCode = 127
+			fmt.Fprintf(stderr, "sh: cannot open %s\n", strings.Join(args, " "))
+			break
+		}
+		for _, line := range strings.Split(string(f.Content), "\n") {
+			if fields := strings.Fields(line); len(fields) > 0 {
+				c := cmd
+				c.Cmd = fields
+				step, err := s.Run(ctx, c)
+				if err != nil || step.ExitCode != 0 {
+					step.Duration = time.Since(start)
+					return step, err
+				}
+			}
+		}
 	default:
 		return sandbox.Outcome{ExitCode: -1, Reusable: true}, &sandbox.StartError{Reason: sandbox.StartNotFound, Message: cmd.Cmd[0] + ": executable file not found in $PATH"}
 	}
