@@ -33,6 +33,9 @@ type RedisConfig struct {
 	PoolSize int
 	// Port is the server's port. Defaults to a free one.
 	Port int
+	// Bind are addresses the server listens on besides 127.0.0.1 (the
+	// host side of a network namespace's link).
+	Bind []string
 	// Args are more arguments of redis-server (--cluster-enabled yes, a
 	// sentinel's configuration file and --sentinel, …), after the others.
 	Args []string
@@ -88,8 +91,9 @@ func (r *RedisServer) Start(ctx context.Context) error {
 	if r.cfg.AOF {
 		aof = "yes"
 	}
+	bind := strings.Join(append([]string{"127.0.0.1"}, r.cfg.Bind...), " ")
 	args := append(r.cfg.Args[:len(r.cfg.Args):len(r.cfg.Args)],
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(r.port), "--bind", bind, "--protected-mode", "no",
 		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", r.cfg.Dir,
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
 		"--logfile", r.logPath())
