@@ -45,9 +45,21 @@ type Options struct {
 	// which a Submit with the same ID does nothing; it should match the
 	// workers'. Defaults to tasks.DefaultRetention.
 	Retention time.Duration
+	// Outlast is how long Wait and Follow keep reading through Redis
+	// failures in a row (a restart, a failover) before they return the
+	// error. Defaults to DefaultOutlast; a negative value returns the
+	// first error.
+	Outlast time.Duration
 }
 
+// DefaultOutlast is Options.Outlast's default: longer than a Sentinel
+// failover or a Redis restart takes.
+const DefaultOutlast = 30 * time.Second
+
 func (o Options) withDefaults() Options {
+	if o.Outlast == 0 {
+		o.Outlast = DefaultOutlast
+	}
 	if o.Queue == "" {
 		o.Queue = tasks.DefaultQueue
 	}
