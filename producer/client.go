@@ -7,13 +7,13 @@ package producer
 import (
 	"errors"
 	"fmt"
-	neturl "net/url"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/redisaddr"
 	"github.com/execq/execq/tasks"
 )
 
@@ -45,9 +45,21 @@ type Options struct {
 	// which a Submit with the same ID does nothing; it should match the
 	// workers'. Defaults to tasks.DefaultRetention.
 	Retention time.Duration
+	// Outlast is how long Wait and Follow keep reading through Redis
+	// failures in a row (a restart, a failover) before they return the
+	// error. Defaults to DefaultOutlast; a negative value returns the
+	// first error.
+	Outlast time.Duration
 }
 
+// DefaultOutlast is Options.Outlast's default: longer than a Sentinel
+// failover or a Redis restart takes.
+const DefaultOutlast = 30 * time.Second
+
 func (o Options) withDefaults() Options {
+	if o.Outlast == 0 {
+		o.Outlast = DefaultOutlast
+	}
 	if o.Queue == "" {
 		o.Queue = tasks.DefaultQueue
 	}
@@ -80,24 +92,18 @@ func New(client redis.UniversalClient, opts Options) *Client {
 	}
 }
 
-// Dial connects to the Redis server at url ("redis://host:port/db") and
-// returns a Client that closes the connection on Close.
+// Dial connects to the Redis at url and returns a Client that closes the
+// connection on Close. url is one server ("redis://host:port/db",
+// "rediss://…"), a Redis Cluster ("redis-cluster://host:port,host:port"),
+// or the master of a Sentinel group
+// ("redis-sentinel://host:port,host:port/MASTER"), with the password, or
+// user and password, in its userinfo.
 func Dial(url string, opts Options) (*Client, error) {
-	ropts, err := redis.ParseURL(url)
+	rc, err := redisaddr.Open(url)
 	if err != nil {
-		// Neither the URL nor url.Parse's error, which quotes it, may show
-		// a password.
-		var uerr *neturl.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		shown := "(not a URL)"
-		if u, perr := neturl.Parse(url); perr == nil {
-			shown = u.Redacted()
-		}
-		return nil, fmt.Errorf("redis url %s: %w", shown, err)
+		return nil, fmt.Errorf("redis address %s: %w", redisaddr.Redacted(url), err)
 	}
-	c := New(redis.NewClient(ropts), opts)
+	c := New(rc, opts)
 	c.ownsRedis = true
 	return c, nil
 }

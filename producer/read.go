@@ -9,12 +9,38 @@ import (
 	"time"
 
 	"github.com/execq/execq/internal/rdb"
+	"github.com/execq/execq/internal/retry"
 	"github.com/execq/execq/tasks"
 )
 
 // readBlock bounds each wait for new events, so that a canceled ctx is
 // noticed within it.
 const readBlock = 2 * time.Second
+
+// outlast reads with f, retrying while Redis fails for less than
+// c.opts.Outlast in a row (a restart, a Sentinel failover, a Cluster
+// resharding), backing off; past that, or when ctx ends, it returns the
+// error. A read that does not fail is not retried.
+func outlast[T any](ctx context.Context, c *Client, f func() (T, error)) (T, error) {
+	var first time.Time
+	b := retry.Backoff{First: 50 * time.Millisecond, Max: time.Second}
+	for {
+		v, err := f()
+		if err == nil || ctx.Err() != nil || errors.Is(err, rdb.ErrNotFound) || c.opts.Outlast <= 0 {
+			return v, err
+		}
+		if first.IsZero() {
+			first = time.Now()
+		}
+		wait := b.Next()
+		if time.Since(first)+wait > c.opts.Outlast {
+			return v, err
+		}
+		if retry.Sleep(ctx, wait) != nil {
+			return v, err
+		}
+	}
+}
 
 // Result returns the execution's result: ErrNoResult while it has none,
 // ErrNotFound when no such execution was submitted.
@@ -60,7 +86,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*tasks.Result, error) {
 			break
 		}
 	}
-	res, err := c.store.Result(ctx, id)
+	res, err := outlast(ctx, c, func() (*tasks.Result, error) { return c.store.Result(ctx, id) })
 	if err != nil {
 		return nil, fmt.Errorf("read result of %s: %w", id, err)
 	}
@@ -86,7 +112,9 @@ func (c *Client) Follow(ctx context.Context, id, from string) iter.Seq2[tasks.Ev
 				yield(tasks.Event{}, err)
 				return
 			}
-			events, err := c.store.ReadEvents(ctx, id, after, 512, readBlock)
+			events, err := outlast(ctx, c, func() ([]tasks.Event, error) {
+				return c.store.ReadEvents(ctx, id, after, 512, readBlock)
+			})
 			if err != nil {
 				yield(tasks.Event{}, err)
 				return

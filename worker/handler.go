@@ -68,6 +68,9 @@ type execution struct {
 	// steps are the commands to run, in order: the request's own, or its
 	// language's compile and run steps.
 	steps []step
+	// attempt writes this attempt's events and result, fenced by its
+	// number; set once the attempt is counted.
+	attempt *rdb.Attempt
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -193,6 +196,11 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 	}()
 	if err := e.begin(ctx, sb); err != nil {
 		replace = ""
+		if errors.Is(err, rdb.ErrStaleAttempt) {
+			// Ended meanwhile, or run by a later attempt: nothing to do.
+			e.log.Warn("the execution ended or a later attempt runs it; this attempt does not run", "err", err)
+			return nil
+		}
 		return err
 	}
 	if err := e.prepare(runCtx, sb); err != nil {
@@ -253,6 +261,8 @@ func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 		return e.retry(ctx, err)
 	}
 	e.res.Attempt = attempt
+	fenced := e.w.store.Attempt(attempt)
+	e.attempt = &fenced
 	e.log = e.log.With("attempt", attempt)
 	if attempt > e.w.cfg.MaxAttempts {
 		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
@@ -263,7 +273,10 @@ func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: e.req.Image,
 		Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
 	})
-	if err := e.w.store.AppendEvents(ctx, e.id, rdb.Entry{Type: tasks.EventStarted, Data: started}); err != nil {
+	if err := e.attempt.AppendEvents(ctx, e.id, rdb.Entry{Type: tasks.EventStarted, Data: started}); err != nil {
+		if errors.Is(err, rdb.ErrStaleAttempt) {
+			return err
+		}
 		return e.retry(ctx, err)
 	}
 	return nil
@@ -292,7 +305,7 @@ func (e *execution) prepare(runCtx context.Context, sb sandbox.Sandbox) error {
 // the execution. Stdin goes to the last step.
 func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ranCommand {
 	req := e.req
-	out := stream.NewWriter(context.WithoutCancel(ctx), e.w.store, e.id, stream.Config{
+	out := stream.NewWriter(context.WithoutCancel(ctx), e.attempt, e.id, stream.Config{
 		Linger:         e.w.cfg.StreamLinger,
 		ChunkBytes:     e.w.cfg.StreamChunkBytes,
 		MaxOutputBytes: req.MaxOutputBytes,
@@ -493,8 +506,15 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	written, err := retryRedis(wctx, func(ctx context.Context) (bool, error) {
+		if e.attempt != nil {
+			return e.attempt.Finalize(ctx, res)
+		}
 		return e.w.store.Finalize(ctx, res)
 	})
+	if errors.Is(err, rdb.ErrStaleAttempt) {
+		e.log.Warn("a later attempt runs this execution; this attempt's result is dropped", "status", status)
+		return nil
+	}
 	if notRecorded := (*rdb.NotRecordedError)(nil); errors.As(err, &notRecorded) {
 		e.log.Warn("the result is stored; the executions log misses it", "err", err)
 		err = nil
@@ -545,8 +565,8 @@ func retryRedis[T any](ctx context.Context, fn func(context.Context) (T, error))
 	b := retry.Backoff{First: 50 * time.Millisecond, Max: time.Second}
 	for {
 		v, err := fn(ctx)
-		if err == nil {
-			return v, nil
+		if err == nil || errors.Is(err, rdb.ErrStaleAttempt) {
+			return v, err
 		}
 		if b.Wait(ctx) != nil {
 			return v, err

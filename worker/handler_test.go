@@ -952,3 +952,35 @@ func TestUnitDeletedTaskGetsItsResult(t *testing.T) {
 		return err == nil && pending == 0
 	})
 }
+
+// An attempt whose execution a later attempt took over (its worker lost
+// its lease, and came back) writes nothing: neither its output nor its
+// result lands over the later attempt's.
+func TestStaleAttemptWritesNothing(t *testing.T) {
+	t.Parallel()
+	b := setupUnit(t, unitOptions{})
+	id := b.submit(t, tasks.ExecRequest{Image: unitImage, Cmd: []string{"sleep", "1s"}})
+	b.awaitEvent(t, id, tasks.EventStarted)
+	// Another worker starts attempt 2 while attempt 1 still runs.
+	later, err := b.store.NextAttempt(b.ctx, id)
+	if err != nil || later != 2 {
+		t.Fatalf("attempt 2: %d, %v", later, err)
+	}
+	if err := b.store.Attempt(later).AppendEvents(b.ctx, id, rdb.Entry{Type: tasks.EventStarted, Data: []byte(`{"attempt":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, "attempt 1's task is done", func() bool {
+		return b.taskInfo(t, id).State == asynq.TaskStateCompleted
+	})
+	if ok, err := b.store.HasResult(b.ctx, id); err != nil || ok {
+		t.Fatalf("attempt 1 stored a result (%v, %v) though attempt 2 runs", ok, err)
+	}
+	if _, err := b.store.Attempt(later).Finalize(b.ctx, &tasks.Result{ExecutionID: id, Status: tasks.StatusSucceeded, Attempt: later}); err != nil {
+		t.Fatal(err)
+	}
+	res := b.wait(t, id)
+	events := b.streamOf(t, id)
+	if res.Attempt != 2 || testutil.CountEvents(events, tasks.EventExit) != 1 || events[len(events)-1].Type != tasks.EventExit {
+		t.Errorf("result %+v, stream %v; want attempt 2's, one exit", res, events)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
@@ -39,12 +40,13 @@ type setupOptions struct {
 	shutdownTimeout time.Duration
 	warm            []worker.WarmImage
 	observer        worker.Observer
+	queues          map[string]int
 }
 
 func setupIntegration(t *testing.T, opts setupOptions) *bundle {
 	t.Helper()
 	r := testutil.StartRedis(t)
-	w, rt := startWorker(t, r, opts)
+	w, rt := startWorker(t, r.Client, opts)
 	return &bundle{
 		redis:    r,
 		worker:   w,
@@ -54,10 +56,10 @@ func setupIntegration(t *testing.T, opts setupOptions) *bundle {
 	}
 }
 
-// startWorker starts a worker on r and the Docker engine, waits until its
+// startWorker starts a worker on client and the Docker engine, waits until its
 // pool is warm, and shuts it down at the end of the test, checking that it
 // leaves no container behind.
-func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Worker, sandbox.Runtime) {
+func startWorker(t *testing.T, client redis.UniversalClient, opts setupOptions) (*worker.Worker, sandbox.Runtime) {
 	t.Helper()
 	cli := testutil.Docker(t)
 	if opts.poolSize == 0 {
@@ -67,7 +69,7 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 	log := testutil.Logger(t)
 	rt := testutil.NewRuntime(t, cli, opts.runtime, name, testutil.RuntimeOptions{Logger: log})
 	w, err := worker.New(worker.Config{
-		Redis: r.Client,
+		Redis: client,
 		Sandbox: worker.SandboxConfig{
 			Runtime:     opts.runtime,
 			AgentBinary: testutil.AgentBinary(t),
@@ -80,6 +82,7 @@ func startWorker(t *testing.T, r *testutil.Redis, opts setupOptions) (*worker.Wo
 		ShutdownTimeout: opts.shutdownTimeout,
 		Warm:            opts.warm,
 		Observer:        opts.observer,
+		Queues:          opts.queues,
 		Logger:          log,
 	})
 	if err != nil {
@@ -606,7 +609,7 @@ func TestShutdownLetsShortExecutionsFinishAndRequeuesLongOnes(t *testing.T) {
 			t.Fatalf("long execution after shutdown: %v, want no result yet", err)
 		}
 		// Another worker picks it up; its stream shows the second attempt.
-		startWorker(t, b.redis, setupOptions{runtime: runtime, poolSize: 1})
+		startWorker(t, b.redis.Client, setupOptions{runtime: runtime, poolSize: 1})
 		res, err = b.producer.Wait(ctx, long)
 		if err != nil {
 			t.Fatal(err)

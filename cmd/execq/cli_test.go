@@ -78,12 +78,12 @@ func TestCommandLines(t *testing.T) {
 		{[]string{"bench", "--redis", unreachable}, 125, "", "execq: bench starts a redis-server of its own; it takes no --redis"},
 
 		// --redis is the root's, before or after the command's name.
-		{[]string{"--redis", "::", "result", "id"}, 125, "", "execq: --redis (not a URL): missing protocol scheme"},
-		{[]string{"result", "--redis", "::", "id"}, 125, "", "execq: --redis (not a URL): missing protocol scheme"},
-		{[]string{"run", "--redis", "http://h:1", "--", "true"}, 125, "", "execq: --redis http://h:1: redis: invalid URL scheme: http"},
-		{[]string{"dashboard", "--redis", "::"}, 125, "", "execq: --redis (not a URL): missing protocol scheme"},
-		{[]string{"worker", "--redis", "::"}, 125, "", "execq: --redis (not a URL): missing protocol scheme"},
-		{[]string{"up", "--redis", "::"}, 125, "", "execq: --redis (not a URL): missing protocol scheme"},
+		{[]string{"--redis", "::", "result", "id"}, 125, "", "execq: --redis (not a URL): not a Redis URL"},
+		{[]string{"result", "--redis", "::", "id"}, 125, "", "execq: --redis (not a URL): not a Redis URL"},
+		{[]string{"run", "--redis", "http://h:1", "--", "true"}, 125, "", "execq: --redis http://h:1: unknown scheme \"http\""},
+		{[]string{"dashboard", "--redis", "::"}, 125, "", "execq: --redis (not a URL): not a Redis URL"},
+		{[]string{"worker", "--redis", "::"}, 125, "", "execq: --redis (not a URL): not a Redis URL"},
+		{[]string{"up", "--redis", "::"}, 125, "", "execq: --redis (not a URL): not a Redis URL"},
 		// Redis unreachable.
 		{[]string{"result", "--redis", unreachable, "id"}, 125, "", "connection refused"},
 		{[]string{"cancel", "--redis", unreachable, "id"}, 125, "", "execq: cancel id: "},
@@ -136,7 +136,7 @@ func TestRedisURLFromTheEnvironment(t *testing.T) {
 		t.Errorf("with EXECQ_REDIS_URL=::, result: exit %d, stderr %q; want 125 saying --redis is not a URL", code, stderr)
 	}
 	code, stdout, _ := execq(t, "", "result", "--help")
-	if code != 0 || !strings.Contains(stdout, `--redis string   Redis URL (env EXECQ_REDIS_URL) (default "::")`) {
+	if code != 0 || !strings.Contains(stdout, `--redis string   Redis address: redis://, redis-cluster://H:P,H:P or redis-sentinel://H:P,H:P/MASTER (env EXECQ_REDIS_URL) (default "::")`) {
 		t.Errorf("result --help with EXECQ_REDIS_URL=::: exit %d\n%s", code, stdout)
 	}
 }

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"errors"
-	"net/url"
 	"os"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execq/execq/internal/redisaddr"
 	"github.com/execq/execq/producer"
 )
 
@@ -26,7 +25,7 @@ func (f *redisFlag) register(fs *pflag.FlagSet) {
 	if def == "" {
 		def = defaultRedisURL
 	}
-	fs.StringVar(&f.url, "redis", def, "Redis URL (env EXECQ_REDIS_URL)")
+	fs.StringVar(&f.url, "redis", def, "Redis address: redis://, redis-cluster://H:P,H:P or redis-sentinel://H:P,H:P/MASTER (env EXECQ_REDIS_URL)")
 }
 
 // given reports whether --redis or EXECQ_REDIS_URL names a Redis.
@@ -34,20 +33,16 @@ func (f *redisFlag) given(cmd *cobra.Command) bool {
 	return cmd.Flags().Changed("redis") || os.Getenv("EXECQ_REDIS_URL") != ""
 }
 
-// dialRedis connects to the Redis at raw, as every command does. A URL
+// dialRedis connects to the Redis at raw, as every command does: one
+// server, a Cluster or a Sentinel group (internal/redisaddr). An address
 // that does not parse ends execq with 125; the message does not show its
 // password.
-func dialRedis(raw string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(raw)
+func dialRedis(raw string) (redis.UniversalClient, error) {
+	c, err := redisaddr.Open(raw)
 	if err != nil {
-		// url.Parse's errors quote the whole URL.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
 		return nil, exitWith(exitExecqFailed, "--redis %s: %v", redacted(raw), err)
 	}
-	return redis.NewClient(opts), nil
+	return c, nil
 }
 
 // dialClient is dialRedis for the commands that submit executions and
@@ -60,12 +55,6 @@ func dialClient(raw string) (client *producer.Client, close func(), err error) {
 	return producer.New(rc, producer.Options{}), func() { rc.Close() }, nil
 }
 
-// redacted is a Redis URL as messages and logs show it: its password
-// replaced (url.URL.Redacted); nothing of it when it does not parse.
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return u.Redacted()
-}
+// redacted is a Redis address as messages and logs show it: its
+// passwords replaced.
+func redacted(raw string) string { return redisaddr.Redacted(raw) }

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/execq/execq/internal/dashboard"
+	"github.com/execq/execq/internal/redisaddr"
 )
 
 func newUpCommand(rf *redisFlag) *cobra.Command {
@@ -106,11 +106,10 @@ Try, in another terminal:
 
 // redisAnswers reports whether a Redis server answers at url.
 func redisAnswers(ctx context.Context, url string) bool {
-	opts, err := redis.ParseURL(url)
+	c, err := redisaddr.Open(url)
 	if err != nil {
 		return false
 	}
-	c := redis.NewClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

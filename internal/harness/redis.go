@@ -31,6 +31,14 @@ type RedisConfig struct {
 	// PoolSize is the connection pool size of the server's Client.
 	// Defaults to go-redis's (10 per CPU).
 	PoolSize int
+	// Port is the server's port. Defaults to a free one.
+	Port int
+	// Bind are addresses the server listens on besides 127.0.0.1 (the
+	// host side of a network namespace's link).
+	Bind []string
+	// Args are more arguments of redis-server (--cluster-enabled yes, a
+	// sentinel's configuration file and --sentinel, …), after the others.
+	Args []string
 }
 
 // RedisServer is a redis-server child process on a free loopback port,
@@ -59,9 +67,11 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*RedisServer, error) {
 	if err != nil {
 		return nil, ErrNoRedisServer
 	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	port := cfg.Port
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
 	}
 	r := &RedisServer{cfg: cfg, bin: bin, port: port}
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -81,11 +91,13 @@ func (r *RedisServer) Start(ctx context.Context) error {
 	if r.cfg.AOF {
 		aof = "yes"
 	}
-	r.cmd = exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+	bind := strings.Join(append([]string{"127.0.0.1"}, r.cfg.Bind...), " ")
+	args := append(r.cfg.Args[:len(r.cfg.Args):len(r.cfg.Args)],
+		"--port", strconv.Itoa(r.port), "--bind", bind, "--protected-mode", "no",
 		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", r.cfg.Dir,
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
 		"--logfile", r.logPath())
+	r.cmd = exec.Command(r.bin, args...)
 	// The log is appended to across restarts: only what this start writes
 	// says whether it is ready.
 	var logged int64

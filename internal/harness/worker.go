@@ -35,6 +35,9 @@ type WorkerConfig struct {
 	// Args are more flags, after the ones above (a repeated flag
 	// overrides).
 	Args []string
+	// Wrap is a command the worker runs under, which execs it (Netns.Wrap:
+	// ip netns exec NAME).
+	Wrap []string
 }
 
 // WorkerProcess is an `execq worker` child process.
@@ -68,7 +71,8 @@ func StartWorker(cfg WorkerConfig) (*WorkerProcess, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the worker's log: %w", err)
 	}
-	w.cmd = exec.Command(cfg.Exe, args...)
+	argv := append(append(cfg.Wrap[:len(cfg.Wrap):len(cfg.Wrap)], cfg.Exe), args...)
+	w.cmd = exec.Command(argv[0], argv[1:]...)
 	w.cmd.Env = append(os.Environ(), cfg.Env...)
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	if err := w.cmd.Start(); err != nil {

@@ -4,28 +4,60 @@ import "github.com/redis/go-redis/v9"
 
 // finalizeScript stores an execution's result and appends its exit event,
 // atomically and only once, and deletes the inputs stored beside its task:
-// nothing runs an execution that has its result.
+// nothing runs an execution that has its result. A result of an attempt
+// (ARGV[4] > 0) is refused once a later attempt has started.
 //
 // KEYS[1] the result key
 // KEYS[2] the stream key
 // KEYS[3] the input key
 // KEYS[4] the queue key (read only)
+// KEYS[5] the attempts counter (read only)
 // ARGV[1] the result JSON
 // ARGV[2] the exit event data (JSON)
 // ARGV[3] retention in milliseconds, applied to both keys
+// ARGV[4] the attempt the result is of; 0 for none (a cancel, a sweep)
 //
 // Returns {1, queue} when the result was written, with the queue the
-// execution was submitted to ("" when unknown), and {0, ""} when the
-// execution already had one (nothing is changed then).
+// execution was submitted to ("" when unknown); {0, ""} when the execution
+// already had one; {-1, ""} when a later attempt has started (nothing is
+// changed then).
 var finalizeScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 1 then
 	return {0, ""}
+end
+local attempt = tonumber(ARGV[4])
+if attempt > 0 and tonumber(redis.call("GET", KEYS[5]) or "0") > attempt then
+	return {-1, ""}
 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 redis.call("XADD", KEYS[2], "*", "type", "exit", "data", ARGV[2])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
 redis.call("DEL", KEYS[3])
 return {1, redis.call("GET", KEYS[4]) or ""}
+`)
+
+// appendAttemptScript appends events of one attempt to an execution's
+// stream, unless a later attempt has started or the execution has its
+// result: a worker cut off from Redis past its lease never writes over the
+// attempt that replaced it.
+//
+// KEYS[1] the stream key
+// KEYS[2] the attempts counter (read only)
+// KEYS[3] the result key (read only)
+// ARGV[1] the attempt
+// ARGV[2] retention in milliseconds
+// ARGV[3…] the events: type, data, type, data, …
+//
+// Returns 1 when the events were appended, 0 when they were refused.
+var appendAttemptScript = redis.NewScript(`
+if tonumber(redis.call("GET", KEYS[2]) or "0") ~= tonumber(ARGV[1]) or redis.call("EXISTS", KEYS[3]) == 1 then
+	return 0
+end
+for i = 3, #ARGV, 2 do
+	redis.call("XADD", KEYS[1], "*", "type", ARGV[i], "data", ARGV[i + 1])
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+return 1
 `)
 
 // requeueExpiredScript moves the tasks whose lease expired before a cutoff

@@ -19,6 +19,11 @@ import (
 // ErrNotFound is returned when a key the caller asked for does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrStaleAttempt is returned for a write of an attempt that a later
+// attempt has replaced, or whose execution has its result: a worker that
+// lost its lease (cut off from Redis, paused) and came back.
+var ErrStaleAttempt = errors.New("a later attempt runs this execution")
+
 // Store reads and writes one deployment's execution keys.
 type Store struct {
 	client    redis.UniversalClient
@@ -80,6 +85,12 @@ func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) e
 // (RecordFinished); when only that fails, Finalize reports the result
 // written and a *NotRecordedError.
 func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
+	return s.finalize(ctx, res, 0)
+}
+
+// finalize is Finalize, refused with ErrStaleAttempt when fence > 0 and a
+// later attempt than fence has started.
+func (s *Store) finalize(ctx context.Context, res *tasks.Result, fence int) (bool, error) {
 	body, err := tasks.EncodeResult(res)
 	if err != nil {
 		return false, err
@@ -89,15 +100,19 @@ func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
 	}
 	id := res.ExecutionID
-	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Queue(id)}
-	reply, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Slice()
+	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Queue(id), s.keys.Attempts(id)}
+	reply, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds(), fence).Slice()
 	if err != nil {
 		return false, fmt.Errorf("store result of %s: %w", id, err)
 	}
 	if len(reply) != 2 {
 		return false, fmt.Errorf("store result of %s: unexpected reply %v", id, reply)
 	}
-	if n, _ := reply[0].(int64); n != 1 {
+	switch n, _ := reply[0].(int64); n {
+	case 1:
+	case -1:
+		return false, fmt.Errorf("store the result of attempt %d of %s: %w", fence, id, ErrStaleAttempt)
+	default:
 		return false, nil
 	}
 	queue, _ := reply[1].(string)

@@ -240,6 +240,10 @@ func (w *Writer) appendWithRetry(batch []rdb.Entry) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, rdb.ErrStaleAttempt) {
+			// A later attempt owns the stream: nothing of this one may land.
+			return err
+		}
 		wait := b.Next()
 		if w.ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
