@@ -22,6 +22,8 @@ type ExecuteArgs struct {
 	TimeoutSeconds float64           `json:"timeoutSeconds,omitempty" jsonschema:"kill the command after this many seconds (fractions allowed); defaults to the worker's, 30"`
 	Memory         string            `json:"memory,omitempty" jsonschema:"memory limit, a size like 64m or 1g; defaults to the worker's, 256m"`
 	Env            map[string]string `json:"env,omitempty" jsonschema:"environment variables added to the image's: {NAME: value}"`
+	Language       string            `json:"language,omitempty" jsonschema:"a language of the worker's catalogue (python, node, c, sh): the program runs in the language's image with its compile and run steps; with code, or with its source in files, instead of command or argv and image"`
+	Code           string            `json:"code,omitempty" jsonschema:"with language: the program's source, written to the language's file (main.py, main.js, main.c, main.sh) and run; a compile error ends with status failed at the compile step"`
 }
 
 // maxTimeoutSeconds keeps a timeout within what a time.Duration holds.
@@ -31,17 +33,23 @@ const maxTimeoutSeconds = math.MaxInt64 / float64(time.Second)
 // when the arguments name none, image. The errors it returns say what is
 // wrong in the arguments' own terms.
 func (a ExecuteArgs) request(queue, image string) (tasks.ExecRequest, error) {
-	req := tasks.ExecRequest{Queue: queue, Image: a.Image, Env: a.Env}
-	if req.Image == "" {
+	req := tasks.ExecRequest{Queue: queue, Image: a.Image, Env: a.Env, Language: a.Language, Code: a.Code}
+	if req.Image == "" && a.Language == "" {
 		req.Image = image
 	}
 	switch {
+	case a.Code != "" && a.Language == "":
+		return req, errors.New("code needs language: the language (python, node, c, sh) says how to run it")
+	case a.Language != "" && (a.Command != "" || len(a.Argv) > 0) && a.Code != "":
+		return req, errors.New("give language with code, or language with command or argv, not all three")
 	case a.Command != "" && len(a.Argv) > 0:
 		return req, errors.New("give either command (a shell script) or argv (a program and its arguments), not both")
 	case a.Command != "":
 		req.Cmd = []string{"sh", "-c", a.Command}
 	case len(a.Argv) > 0:
 		req.Cmd = a.Argv
+	case a.Language != "":
+		// The language's steps run the code, or its source among the files.
 	default:
 		return req, errors.New("give command (a shell script run with sh -c) or argv (a program and its arguments)")
 	}

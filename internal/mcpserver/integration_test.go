@@ -106,7 +106,7 @@ func TestStdio(t *testing.T) {
 			names = append(names, tool.Name)
 			if tool.Name == "execute" {
 				in, out := schemaOf(t, tool.InputSchema), schemaOf(t, tool.OutputSchema)
-				if got := keys(in["properties"]); !slices.Equal(got, []string{"argv", "command", "env", "files", "image", "memory", "stdin", "timeoutSeconds"}) {
+				if got := keys(in["properties"]); !slices.Equal(got, []string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}) {
 					t.Errorf("execute's arguments: %v", got)
 				}
 				if !slices.Contains(strs(out["required"]), "exitCode") {
@@ -156,6 +156,12 @@ func TestStdio(t *testing.T) {
 		}
 	})
 
+	t.Run("language and code", func(t *testing.T) {
+		r := result(t, s.call(t, l.ctx, "execute", map[string]any{"language": "sh", "code": "echo $((6*7))"}, false))
+		if r.Status != tasks.StatusSucceeded || r.Stdout != "42\n" || r.Step != tasks.StepRun {
+			t.Errorf("sh code: %+v", r)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		res := s.call(t, l.ctx, "execute", map[string]any{"command": "sleep 30", "timeoutSeconds": 1}, false)
 		r := result(t, res)

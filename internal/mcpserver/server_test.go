@@ -109,8 +109,8 @@ func TestTools(t *testing.T) {
 	for name, want := range map[string]struct {
 		in, required, out []string
 	}{
-		"execute":    {[]string{"argv", "command", "env", "files", "image", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId", "exitCode", "stdout", "stderr", "status"}},
-		"submit":     {[]string{"argv", "command", "env", "files", "image", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId"}},
+		"execute":    {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId", "exitCode", "stdout", "stderr", "status"}},
+		"submit":     {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId"}},
 		"get_result": {[]string{"id", "waitSeconds"}, []string{"id"}, []string{"executionId", "status"}},
 		"cancel":     {[]string{"id"}, []string{"id"}, []string{"executionId", "canceled"}},
 	} {

@@ -178,7 +178,11 @@ func (s *Server) submit(ctx context.Context, args ExecuteArgs) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("execq could not submit the execution: %w", err)
 	}
-	s.cfg.Logger.Info("mcp: submitted", "id", id, "cmd0", req.Cmd[0])
+	what := req.Language
+	if len(req.Cmd) > 0 {
+		what = req.Cmd[0]
+	}
+	s.cfg.Logger.Info("mcp: submitted", "id", id, "program", what)
 	return id, nil
 }
 
