@@ -76,6 +76,7 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		newCancelCommand(&rf),
 		newDashboardCommand(&rf),
 		newUpCommand(&rf),
+		newServeCommand(&rf),
 		newBenchCommand(),
 	)
 	return root

@@ -86,7 +86,8 @@ func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
 	}
-	keys := []string{s.keys.Result(res.ExecutionID), s.keys.Stream(res.ExecutionID), s.keys.Input(res.ExecutionID)}
+	id := res.ExecutionID
+	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Owner(id)}
 	n, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("store result of %s: %w", res.ExecutionID, err)
