@@ -130,6 +130,11 @@ func (h *Hub) Stop() {
 		if h.cancel != nil {
 			h.cancel()
 		}
+		// A blocked XREAD does not end with its context: closing its
+		// connection ends it.
+		for _, r := range h.readers {
+			r.closeConn()
+		}
 	})
 	h.wg.Wait()
 }
@@ -151,6 +156,19 @@ func (h *Hub) Subscribe(id, after string) (*Sub, error) {
 	s := &Sub{id: id, hub: h, r: h.readerFor(id), last: after}
 	s.r.add(s, after)
 	return s, nil
+}
+
+// Subscriptions is the number of subscriptions the readers serve now.
+func (h *Hub) Subscriptions() int {
+	n := 0
+	for _, r := range h.readers {
+		r.mu.Lock()
+		for _, set := range r.subs {
+			n += len(set)
+		}
+		r.mu.Unlock()
+	}
+	return n
 }
 
 // readerFor is where the hub batches streams: it picks the reader, and so
@@ -231,6 +249,40 @@ type reader struct {
 	readGen  uint64                       // the gen of the XREAD in flight
 	blocking bool                         // an XREAD is in flight
 	clientID int64                        // of the connection, 0 while none
+	conn     Conn                         // nil while none
+}
+
+// setConn records the reader's connection, unless the hub has stopped,
+// which closes it.
+func (r *reader) setConn(c Conn, id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.hub.done:
+		c.Close()
+		return false
+	default:
+	}
+	r.conn, r.clientID = c, id
+	r.hub.cfg.Metrics.HubConnected()
+	return true
+}
+
+// closeConn closes the reader's connection, if it has one.
+func (r *reader) closeConn() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn, r.clientID = nil, 0
+		r.hub.cfg.Metrics.HubDisconnected()
+	}
+}
+
+func (r *reader) current() Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conn
 }
 
 func (r *reader) add(s *Sub, from string) {
@@ -306,15 +358,10 @@ const readCount = 64
 
 func (r *reader) run(ctx context.Context) {
 	cfg := r.hub.cfg
-	var conn Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-			cfg.Metrics.HubDisconnected()
-		}
-	}()
+	defer r.closeConn()
 	retry := time.Duration(0)
 	for ctx.Err() == nil {
+		conn := r.current()
 		if conn == nil {
 			c, id, err := r.connect(ctx)
 			if err != nil {
@@ -323,11 +370,10 @@ func (r *reader) run(ctx context.Context) {
 				sleep(ctx, retry)
 				continue
 			}
+			if !r.setConn(c, id) {
+				return
+			}
 			conn = c
-			cfg.Metrics.HubConnected()
-			r.mu.Lock()
-			r.clientID = id
-			r.mu.Unlock()
 		}
 		after := r.snapshot()
 		if len(after) == 0 {
@@ -347,12 +393,7 @@ func (r *reader) run(ctx context.Context) {
 			}
 			retry = backoff(retry)
 			cfg.Logger.Warn("stream hub: read", "err", err, "streams", len(after), "retry_in", retry)
-			r.mu.Lock()
-			r.clientID = 0
-			r.mu.Unlock()
-			conn.Close()
-			cfg.Metrics.HubDisconnected()
-			conn = nil
+			r.closeConn()
 			sleep(ctx, retry)
 			continue
 		}
