@@ -87,6 +87,7 @@ figures as JSON.`,
 	f.StringSliceVar(&inputSizes, "input-sizes", []string{"10m", "5m"}, "stdin sizes of the large-input phase (cat >/dev/null)")
 	f.IntVar(&cfg.InputSamples, "input-samples", 10, "sample size of each large input")
 	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
+	f.StringSliceVar(&cfg.Phases, "phases", []string{bench.PhaseAll}, `what to measure: "all", or "http" (the HTTP API's phases alone: its latency against the Go client's, 1,000 event streams on one serve process, a burst of 500 POSTs)`)
 	f.StringArrayVar(&cfg.WorkerArgs, "worker-arg", nil, "add this argument to every worker's command line, e.g. --worker-arg=--task-check-interval=2ms")
 	return cmd
 }

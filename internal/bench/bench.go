@@ -60,6 +60,10 @@ type Config struct {
 	// WorkerArgs are added to every `execq worker` command line, to
 	// measure other settings (e.g. --task-check-interval 2ms).
 	WorkerArgs []string
+	// Phases selects what runs: "all" (every phase, the HTTP API's
+	// included) or "http" (the HTTP API's phases alone, on a worker of the
+	// default runtime). Defaults to all.
+	Phases []string
 	// Progress receives a line per phase; nil discards them.
 	Progress io.Writer
 }
@@ -98,7 +102,25 @@ func (c Config) withDefaults() Config {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if len(c.Phases) == 0 {
+		c.Phases = []string{PhaseAll}
+	}
 	return c
+}
+
+// PhaseAll selects every phase (Config.Phases).
+const PhaseAll = "all"
+
+// httpOnly reports whether the HTTP API's phases alone are selected.
+func (c Config) httpOnly() bool { return len(c.Phases) == 1 && c.Phases[0] == PhaseHTTP }
+
+func (c Config) validatePhases() error {
+	for _, p := range c.Phases {
+		if p != PhaseAll && p != PhaseHTTP {
+			return fmt.Errorf("no phase %q: the phases are %q and %q", p, PhaseAll, PhaseHTTP)
+		}
+	}
+	return nil
 }
 
 func (c Config) workerArgs(rt string) []string {
@@ -122,8 +144,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"samples": cfg.Samples, "throughput": cfg.Throughput, "concurrency": cfg.Concurrency,
 		"burst": cfg.Burst, "bigOutputBytes": cfg.BigOutputBytes, "image": cfg.Image, "pythonImage": cfg.PythonImage,
 		"runtimes": cfg.Runtimes, "workerArgs": cfg.WorkerArgs,
-		"inputSizes": cfg.InputSizes, "inputSamples": cfg.InputSamples,
+		"inputSizes": cfg.InputSizes, "inputSamples": cfg.InputSamples, "phases": cfg.Phases,
 	}}
+	if err := cfg.validatePhases(); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(cfg.agentBinary()); err != nil {
 		return nil, fmt.Errorf("the agent binary: %w (make build puts it beside execq)", err)
 	}
@@ -142,6 +167,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Progress, "bench: "+format+"\n", args...)
+	}
+	if cfg.httpOnly() {
+		redisSrv, err := startRedis(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer redisSrv.Kill()
+		client := producer.New(redisSrv.Client, producer.Options{})
+		if err := r.runHTTP(ctx, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		r.Duration = time.Since(start).Round(time.Second).Seconds()
+		return r, nil
 	}
 
 	progress("baseline: bare docker exec of true, %d one at a time, %d with 4 in parallel", cfg.Samples, 2*cfg.Samples)
@@ -219,6 +257,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if err := r.runPython(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
 		return nil, fmt.Errorf("python: %w", err)
+	}
+	if err := r.runHTTP(ctx, client, redisSrv, dir, cfg, progress); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
 	}
 	r.Duration = time.Since(start).Round(time.Second).Seconds()
 	return r, nil

@@ -22,6 +22,8 @@ type Report struct {
 	LargeInputs []LargeInput `json:"largeInputs,omitempty"`
 	// Python is nil when the Python image is missing (a note says so).
 	Python *PythonFigures `json:"python,omitempty"`
+	// HTTP holds the HTTP API's figures (nil when its phases did not run).
+	HTTP *HTTPFigures `json:"http,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -158,6 +160,14 @@ func (r *Report) Markdown(w io.Writer) {
 	m := r.Machine
 	p("Run on %s: %d CPUs, kernel %s, Docker %s (cgroup %s), %s; %.0f s in all.\n\n",
 		m.Date, m.CPUs, m.Kernel, m.DockerVersion, m.CgroupVersion, m.GoVersion, r.Duration)
+	if len(r.Runtimes) == 0 && r.HTTP != nil {
+		// The HTTP API's phases alone.
+		r.HTTP.markdown(w)
+		return
+	}
+	if r.HTTP != nil {
+		defer r.HTTP.markdown(w)
+	}
 	b := r.Baseline
 	p("| latency | n | p50 | p90 | p99 | ratio to baseline p50 |\n|---|---|---|---|---|---|\n")
 	p("| baseline: bare Docker exec of `true` (Go client: create, attach, inspect) | %d | %.1f ms | %.1f ms | %.1f ms | 1.00 |\n",

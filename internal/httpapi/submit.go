@@ -175,7 +175,7 @@ func decodeSubmission(body []byte) (*tasks.ExecRequest, int, error) {
 }
 
 // textInput replaces obj[textKey], a string, with obj[base64Key], its
-// bytes in base64; both given is an error.
+// bytes in base64; both given is an error. It reports whether obj changed.
 func textInput(obj map[string]json.RawMessage, textKey, base64Key, where string) (bool, error) {
 	raw, ok := obj[textKey]
 	if !ok {
@@ -183,7 +183,7 @@ func textInput(obj map[string]json.RawMessage, textKey, base64Key, where string)
 	}
 	delete(obj, textKey)
 	if isNull(raw) {
-		return false, nil
+		return true, nil
 	}
 	if b, ok := obj[base64Key]; ok && !isNull(b) {
 		return false, fmt.Errorf("%s%s and %s%s are both given; give the input one way", where, textKey, where, base64Key)
