@@ -111,7 +111,7 @@ func (r *Report) runHTTP(ctx context.Context, client *producer.Client, redisSrv 
 		return fmt.Errorf("streams: %w", err)
 	}
 	progress("http: a burst of %d POSTs at once", apiBurstN)
-	if err := h.burst(ctx, client, redisSrv, srv.base, apiBurstN); err != nil {
+	if err := h.burst(ctx, redisSrv, srv.base, apiBurstN); err != nil {
 		return fmt.Errorf("burst: %w", err)
 	}
 	r.HTTP = h
@@ -482,10 +482,10 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// burst POSTs n executions of true at once, then checks that each
-// accepted one has exactly one result, from one attempt (one started
-// event in its stream).
-func (h *HTTPFigures) burst(ctx context.Context, client *producer.Client, redisSrv *harness.RedisServer, base string, n int) error {
+// burst POSTs n executions of true at once, long-polls their results, then
+// checks that each accepted one has exactly one result, from one attempt
+// (one started event in its stream).
+func (h *HTTPFigures) burst(ctx context.Context, redisSrv *harness.RedisServer, base string, n int) error {
 	b := &h.Burst
 	b.N = n
 	api := &apiClient{base: base, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1}}}
@@ -519,7 +519,7 @@ func (h *HTTPFigures) burst(ctx context.Context, client *producer.Client, redisS
 	results := make(chan *tasks.Result, len(distinct))
 	for id := range distinct {
 		go func() {
-			res, err := client.Wait(ctx, id)
+			res, err := api.wait(ctx, id)
 			if err != nil {
 				res = nil
 			}

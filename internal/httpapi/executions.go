@@ -42,7 +42,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, owner string) {
 	}
 	if e.Result == nil && wait > 0 {
 		var err error
-		if e, err = a.waitResult(r.Context(), id, wait); err != nil {
+		if e, err = a.waitResult(r.Context(), id, e, wait); err != nil {
 			a.internal(w, r, err)
 			return
 		}
@@ -58,21 +58,13 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, owner string) {
 	writeJSON(w, http.StatusAccepted, st)
 }
 
-// waitResult waits up to d for id's exit event, on the hub, and reads the
-// execution again. A deliberate wait, bounded by d, that ends early with
-// ctx or when the API closes.
-func (a *API) waitResult(ctx context.Context, id string, d time.Duration) (rdb.Execution, error) {
-	// The stream's last entry before the result is read again: an exit
-	// written between the two is either in the result or after it.
-	last, err := a.cfg.Store.LastEventID(ctx, id)
-	if err != nil {
-		return rdb.Execution{}, err
-	}
-	e, err := a.cfg.Store.Lookup(ctx, id)
-	if err != nil || e.Result != nil {
-		return e, err
-	}
-	sub, err := a.cfg.Hub.Subscribe(id, last)
+// waitResult waits up to d for the exit event of the execution e, on the
+// hub, and reads the execution again. A deliberate wait, bounded by d, that
+// ends early with ctx or when the API closes.
+func (a *API) waitResult(ctx context.Context, id string, e rdb.Execution, d time.Duration) (rdb.Execution, error) {
+	// e's last event was read before its result: an exit written since is
+	// after it.
+	sub, err := a.cfg.Hub.Subscribe(id, e.LastEventID)
 	if err != nil {
 		return e, err
 	}

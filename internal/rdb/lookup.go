@@ -26,13 +26,20 @@ type Execution struct {
 	Attempts int
 	// Stream: the execution has a stream.
 	Stream bool
+	// LastEventID is the ID of the stream's last entry ("0" for none),
+	// read before the result: an exit event written after it is either in
+	// Result or comes after LastEventID.
+	LastEventID string
 }
 
 // Lookup reads, in one round trip, what Execution holds of id.
 func (s *Store) Lookup(ctx context.Context, id string) (Execution, error) {
 	var queue, owner, result, attempts *redis.StringCmd
 	var stream *redis.IntCmd
+	var last *redis.XMessageSliceCmd
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// In this order: the last entry before the result.
+		last = p.XRevRangeN(ctx, s.keys.Stream(id), "+", "-", 1)
 		queue = p.Get(ctx, s.keys.Queue(id))
 		owner = p.Get(ctx, s.keys.Owner(id))
 		result = p.Get(ctx, s.keys.Result(id))
@@ -43,7 +50,10 @@ func (s *Store) Lookup(ctx context.Context, id string) (Execution, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Execution{}, fmt.Errorf("look up %s: %w", id, err)
 	}
-	e := Execution{Owner: owner.Val(), Stream: stream.Val() == 1}
+	e := Execution{Owner: owner.Val(), Stream: stream.Val() == 1, LastEventID: "0"}
+	if msgs := last.Val(); len(msgs) > 0 {
+		e.LastEventID = msgs[0].ID
+	}
 	if b, err := result.Bytes(); err == nil {
 		e.Result = b
 	}
@@ -68,19 +78,6 @@ func (s *Store) EventsAfter(ctx context.Context, id, after string, count int64) 
 		events = append(events, eventOf(m))
 	}
 	return events, nil
-}
-
-// LastEventID returns the ID of the last entry of id's stream, or "0" when
-// it has none.
-func (s *Store) LastEventID(ctx context.Context, id string) (string, error) {
-	msgs, err := s.client.XRevRangeN(ctx, s.keys.Stream(id), "+", "-", 1).Result()
-	if err != nil {
-		return "", fmt.Errorf("read the last event of %s: %w", id, err)
-	}
-	if len(msgs) == 0 {
-		return "0", nil
-	}
-	return msgs[0].ID, nil
 }
 
 // StreamReader is the one command ReadStreams sends: a dedicated
