@@ -119,12 +119,12 @@ func New(cfg Config) (*API, error) {
 	a := &API{cfg: cfg, limits: newLimiter(cfg.RatePerSecond, cfg.RateBurst, cfg.MaxStreams, cfg.Now)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
-	a.route(mux, "/v1/executions", methods{http.MethodPost: a.submit})
-	a.route(mux, "/v1/executions/{id}", methods{http.MethodGet: a.get})
-	a.route(mux, "/v1/executions/{id}/events", methods{http.MethodGet: a.events})
-	a.route(mux, "/v1/executions/{id}/cancel", methods{http.MethodPost: a.cancelExecution})
-	mux.Handle("/v1/openapi.json", a.count("/v1/openapi.json", methods{http.MethodGet: serveOpenAPI}))
-	mux.Handle("/v1/", a.count("/v1/", methods{}))
+	mux.Handle("/v1/executions", a.route("/v1/executions", true, methods{http.MethodPost: a.submit}))
+	mux.Handle("/v1/executions/{id}", a.route("/v1/executions/{id}", true, methods{http.MethodGet: a.get}))
+	mux.Handle("/v1/executions/{id}/events", a.route("/v1/executions/{id}/events", true, methods{http.MethodGet: a.events}))
+	mux.Handle("/v1/executions/{id}/cancel", a.route("/v1/executions/{id}/cancel", true, methods{http.MethodPost: a.cancelExecution}))
+	mux.Handle("/v1/openapi.json", a.route("/v1/openapi.json", false, methods{http.MethodGet: serveOpenAPI}))
+	mux.Handle("/v1/", a.notFound())
 	a.handler = webguard.Wrap(mux, webguard.Config{Hosts: cfg.AllowedHosts})
 	return a, nil
 }
@@ -139,22 +139,12 @@ func (a *API) Close() { a.cancel() }
 // methods maps HTTP methods to a route's handlers.
 type methods map[string]func(w http.ResponseWriter, r *http.Request, owner string)
 
-// route serves pattern: metrics, then authentication and the rate limit,
-// then the method's handler.
-func (a *API) route(mux *http.ServeMux, pattern string, m methods) {
-	mux.Handle(pattern, a.count(pattern, m))
-}
-
-// count wraps a route's handlers with what every request goes through:
-// its metric, the method check, authentication and the rate limit.
-func (a *API) count(route string, m methods) http.Handler {
+// route serves one route: its metric, the method check, then (with auth)
+// authentication and the rate limit, then the method's handler.
+func (a *API) route(name string, auth bool, m methods) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() { a.cfg.Metrics.Request(route, sw.code()) }()
-		if route == "/v1/" {
-			writeProblem(sw, http.StatusNotFound, "", "no such resource: "+r.URL.Path+" (see /v1/openapi.json)")
-			return
-		}
+		defer func() { a.cfg.Metrics.Request(name, sw.code()) }()
 		h, ok := m[r.Method]
 		if !ok && r.Method == http.MethodHead {
 			h, ok = m[http.MethodGet]
@@ -163,27 +153,33 @@ func (a *API) count(route string, m methods) http.Handler {
 			for method := range m {
 				sw.Header().Set("Allow", method)
 			}
-			writeProblem(sw, http.StatusMethodNotAllowed, "", r.Method+" is not a method of "+route)
+			writeProblem(sw, http.StatusMethodNotAllowed, "", r.Method+" is not a method of "+name)
 			return
 		}
-		if route == "/v1/openapi.json" {
-			h(sw, r, "")
-			return
-		}
-		owner, ok := a.cfg.Tokens.authenticate(r)
-		if !ok {
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="execq"`)
-			writeProblem(sw, http.StatusUnauthorized, "", "a valid bearer token is required (Authorization: Bearer TOKEN)")
-			return
-		}
-		if ok, wait := a.limits.allow(owner); !ok {
-			sw.Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
-			writeProblem(sw, http.StatusTooManyRequests, problemRateLimit,
-				"this token's request rate is over its limit ("+strconv.FormatFloat(a.cfg.RatePerSecond, 'g', -1, 64)+
-					" per second, bursts of "+strconv.Itoa(a.cfg.RateBurst)+"); retry after the time Retry-After gives")
-			return
+		owner := ""
+		if auth {
+			if owner, ok = a.cfg.Tokens.authenticate(r); !ok {
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="execq"`)
+				writeProblem(sw, http.StatusUnauthorized, "", "a valid bearer token is required (Authorization: Bearer TOKEN)")
+				return
+			}
+			if ok, wait := a.limits.allow(owner); !ok {
+				sw.Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
+				writeProblem(sw, http.StatusTooManyRequests, problemRateLimit,
+					"this token's request rate is over its limit ("+strconv.FormatFloat(a.cfg.RatePerSecond, 'g', -1, 64)+
+						" per second, bursts of "+strconv.Itoa(a.cfg.RateBurst)+"); retry after the time Retry-After gives")
+				return
+			}
 		}
 		h(sw, r, owner)
+	})
+}
+
+// notFound answers every path under /v1/ that is no route's.
+func (a *API) notFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.cfg.Metrics.Request("/v1/", http.StatusNotFound)
+		writeProblem(w, http.StatusNotFound, "", "no such resource: "+r.URL.Path+" (see /v1/openapi.json)")
 	})
 }
 

@@ -441,3 +441,42 @@ func TestDeletedFromQueue(t *testing.T) {
 		t.Errorf("result: %d %s", r.StatusCode, r.body)
 	}
 }
+
+// The dashboard's Host and Origin checks guard the API too.
+func TestWebGuard(t *testing.T) {
+	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
+	q := b.newRequest(t, req{method: "GET", path: "/v1/executions/x", token: tokenA})
+	q.Host = "rebound.example"
+	resp, err := b.http.Do(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Host rebound.example: %d, want 403", resp.StatusCode)
+	}
+	q = b.newRequest(t, req{method: "POST", path: "/v1/executions", token: tokenA, body: `{"cmd":["true"]}`})
+	q.Header.Set("Origin", "https://elsewhere.example")
+	q.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = b.http.Do(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site POST: %d, want 403", resp.StatusCode)
+	}
+}
+
+// With Redis gone, 503 with a problem that says so.
+func TestRedisDown(t *testing.T) {
+	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
+	b.redis.Stop()
+	r := b.do(t, req{method: "GET", path: "/v1/executions/x", token: tokenA})
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("%d %s, want 503", r.StatusCode, r.body)
+	}
+	if p := r.problem(t); !strings.Contains(p.Detail, "execq could not answer") {
+		t.Errorf("problem %+v", p)
+	}
+}

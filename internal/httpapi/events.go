@@ -162,19 +162,18 @@ var errClientGone = errors.New("the client went away")
 // methods may be called from two goroutines (the events and the pings).
 type eventWriter struct {
 	mu     sync.Mutex
-	w      io.Writer
+	w      http.ResponseWriter
 	rc     *http.ResponseController
-	hw     http.ResponseWriter
 	ndjson bool
 	failed bool
 }
 
 func newEventWriter(w http.ResponseWriter, ndjson bool) *eventWriter {
-	return &eventWriter{w: w, hw: w, rc: http.NewResponseController(w), ndjson: ndjson}
+	return &eventWriter{w: w, rc: http.NewResponseController(w), ndjson: ndjson}
 }
 
 func (o *eventWriter) start() {
-	h := o.hw.Header()
+	h := o.w.Header()
 	if o.ndjson {
 		h.Set("Content-Type", NDJSON)
 	} else {
@@ -182,7 +181,7 @@ func (o *eventWriter) start() {
 	}
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	o.hw.WriteHeader(http.StatusOK)
+	o.w.WriteHeader(http.StatusOK)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.flushLocked()
