@@ -15,6 +15,7 @@ import (
 
 	"github.com/execq/execq/internal/httpapi"
 	"github.com/execq/execq/internal/httpapi/apitest"
+	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/tasks"
 )
 
@@ -116,11 +117,11 @@ func TestWithWorker(t *testing.T) {
 func TestOutsideClients(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("no curl")
+		testutil.Missing(t, "curl is not installed (apt-get install -y curl)")
 	}
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
-		t.Skip("no " + python)
+		testutil.Missing(t, "%s is not installed (apt-get install -y python3)", python)
 	}
 	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
 	b.startWorker(t)

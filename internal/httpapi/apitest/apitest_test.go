@@ -1,8 +1,11 @@
 package apitest
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/execq/execq/tasks"
 )
 
 // The document loads as OpenAPI 3.1 and is valid.
@@ -41,4 +44,43 @@ func TestEventChecks(t *testing.T) {
 	if errs := v.checkNDJSON("{\"id\":\"1-0\",\"event\":\"stdout\",\"data\":{}}\n", true); len(errs) == 0 || !strings.Contains(errs[0].Error(), "OutputData") {
 		t.Errorf("checkNDJSON(empty output) = %v, want an OutputData error", errs)
 	}
+}
+
+// The document's request schemas name every JSON field of tasks.ExecRequest
+// and tasks.File and nothing else (besides the text forms of the inputs),
+// so that a field added to the request is added to the document too.
+func TestDocumentHasTheRequestsFields(t *testing.T) {
+	t.Parallel()
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(schema string, typ reflect.Type, extra ...string) {
+		want := map[string]bool{}
+		for _, e := range extra {
+			want[e] = true
+		}
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				want[name] = true
+			}
+		}
+		got := map[string]bool{}
+		for name := range v.doc.Components.Schemas[schema].Value.Properties {
+			got[name] = true
+		}
+		for name := range want {
+			if !got[name] {
+				t.Errorf("schema %s lacks the field %q", schema, name)
+			}
+		}
+		for name := range got {
+			if !want[name] {
+				t.Errorf("schema %s has the field %q, which the request does not", schema, name)
+			}
+		}
+	}
+	check("ExecRequest", reflect.TypeFor[tasks.ExecRequest](), "timeoutMs", "stdinText")
+	check("File", reflect.TypeFor[tasks.File](), "text")
 }
