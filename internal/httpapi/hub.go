@@ -42,7 +42,9 @@ type HubConfig struct {
 	Buffer int
 	// Block bounds each XREAD; a change to a reader's subscriptions ends
 	// its XREAD at once (CLIENT UNBLOCK), so it only matters when that
-	// fails. Defaults to 5s.
+	// fails. Defaults to 5s; on a server without CLIENT ID (an embedded
+	// Redis), which cannot unblock a reader, each XREAD waits at most
+	// 100ms, the longest a new subscription then waits.
 	Block time.Duration
 	// Metrics records the readers' connections; nil records nothing.
 	Metrics *metrics.API
@@ -279,6 +281,15 @@ func (r *reader) closeConn() {
 	}
 }
 
+// noUnblockBlock bounds an XREAD that no CLIENT UNBLOCK can end.
+const noUnblockBlock = 100 * time.Millisecond
+
+func (r *reader) canUnblock() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.clientID != 0
+}
+
 func (r *reader) current() Conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -383,7 +394,11 @@ func (r *reader) run(ctx context.Context) {
 			}
 			continue
 		}
-		got, err := cfg.Store.ReadStreams(ctx, conn, after, readCount, cfg.Block)
+		block := cfg.Block
+		if !r.canUnblock() {
+			block = min(block, noUnblockBlock)
+		}
+		got, err := cfg.Store.ReadStreams(ctx, conn, after, readCount, block)
 		r.mu.Lock()
 		r.blocking = false
 		r.mu.Unlock()
@@ -412,8 +427,8 @@ func (r *reader) connect(ctx context.Context) (Conn, int64, error) {
 	id, err := c.ClientID(cctx).Result()
 	if err != nil {
 		// A server without CLIENT ID (an embedded one) cannot unblock the
-		// reader either: new subscribers then wait up to Block.
-		r.hub.cfg.Logger.Info("stream hub: no CLIENT ID; new subscriptions wait for the reader's current XREAD", "err", err, "block", r.hub.cfg.Block)
+		// reader either: its XREADs are kept short instead.
+		r.hub.cfg.Logger.Info("stream hub: no CLIENT ID; new subscriptions wait for the reader's current XREAD", "err", err, "block", min(r.hub.cfg.Block, noUnblockBlock))
 		return c, 0, nil
 	}
 	return c, id, nil
