@@ -56,7 +56,7 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 		ExitCode:    -1,
 		Error:       "canceled before it started",
 		FinishedAt:  time.Now().UTC(),
-	}); err != nil {
+	}); err != nil && !errors.As(err, new(*rdb.NotRecordedError)) {
 		return fmt.Errorf("cancel %s: %w", id, err)
 	}
 	if err := c.store.RemovePending(ctx, id); err != nil {

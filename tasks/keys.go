@@ -1,6 +1,9 @@
 package tasks
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // DefaultKeyPrefix is the prefix of every Redis key execq writes besides
 // asynq's own.
@@ -84,3 +87,17 @@ func (k Keys) Workers() string { return k.prefix() + ":workers" }
 // CancelChannel is the Pub/Sub channel on which cancels are announced to
 // the workers running them.
 func (k Keys) CancelChannel() string { return k.prefix() + ":cancel" }
+
+// Finished is the stream of the executions that ended, oldest first: one
+// entry per result, holding its summary (the operators' execution view lists
+// it), capped at about FinishedLength entries.
+func (k Keys) Finished() string { return k.prefix() + ":finished" }
+
+// FinishedLength is about how many entries Finished keeps.
+const FinishedLength = 10000
+
+// StatusCounts is the hash counting the executions that ended in one
+// minute (Unix time / 60), one field per status.
+func (k Keys) StatusCounts(minute int64) string {
+	return k.prefix() + ":counts:" + strconv.FormatInt(minute, 10)
+}

@@ -451,6 +451,10 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	written, err := retryRedis(wctx, func(ctx context.Context) (bool, error) {
 		return e.w.store.Finalize(ctx, res)
 	})
+	if notRecorded := (*rdb.NotRecordedError)(nil); errors.As(err, &notRecorded) {
+		e.log.Warn("the result is stored; the executions log misses it", "err", err)
+		err = nil
+	}
 	if err != nil {
 		e.log.Error("storing the result failed", "status", status, "err", err)
 		return fmt.Errorf("store result: %w", err)

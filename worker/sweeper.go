@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -132,7 +133,7 @@ func (s *sweeper) end(ctx context.Context, id string, status tasks.Status, why s
 		Error:       why,
 		FinishedAt:  s.clock.Now().UTC(),
 	})
-	if err != nil {
+	if err != nil && !errors.As(err, new(*rdb.NotRecordedError)) {
 		return err
 	}
 	if written {

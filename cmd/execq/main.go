@@ -77,6 +77,7 @@ Every command that talks to Redis reads --redis, or EXECQ_REDIS_URL.`,
 		newDashboardCommand(&rf),
 		newUpCommand(&rf),
 		newServeCommand(&rf),
+		newMCPCommand(&rf),
 		newBenchCommand(),
 	)
 	return root

@@ -58,11 +58,30 @@ func TestBrowserShowsExecution(t *testing.T) {
 // fake runtime and returns its execution ID.
 func finishedExecution(t *testing.T, ctx context.Context, r *testutil.Redis) string {
 	t.Helper()
+	p := startFakeWorker(t, ctx, r)
+	id, err := p.Submit(ctx, tasks.ExecRequest{Image: "demo", Cmd: []string{"echo", "hello"}})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	res, err := p.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	if res.Status != tasks.StatusSucceeded {
+		t.Fatalf("execution %s: status %s, want %s (error %q)", id, res.Status, tasks.StatusSucceeded, res.Error)
+	}
+	return id
+}
+
+// startFakeWorker starts a worker named browser-test on the fake runtime
+// (image "demo") and returns a producer on the same Redis.
+func startFakeWorker(t *testing.T, ctx context.Context, r *testutil.Redis) *producer.Client {
+	t.Helper()
 	w, err := workertest.New(worker.Config{
 		Redis:    r.Client,
 		Name:     "browser-test",
 		Image:    "demo",
-		PoolSize: 1,
+		PoolSize: 2,
 		Logger:   testutil.Logger(t),
 	})
 	if err != nil {
@@ -78,19 +97,72 @@ func finishedExecution(t *testing.T, ctx context.Context, r *testutil.Redis) str
 			t.Errorf("worker shutdown: %v", err)
 		}
 	})
-
 	p := producer.New(r.Client, producer.Options{})
 	t.Cleanup(func() { p.Close() })
-	id, err := p.Submit(ctx, tasks.ExecRequest{Image: "demo", Cmd: []string{"echo", "hello"}})
+	return p
+}
+
+// TestBrowserShowsExecutionView opens the execution view in headless
+// Chromium: executions of every kind counted and listed by their execq
+// status (which asynqmon shows as "succeeded" whatever it is), filtered,
+// one running, one execution's result and output over its event stream,
+// and the links between the view and asynqmon's task pages. The executions
+// run on the fake runtime.
+func TestBrowserShowsExecutionView(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	p := startFakeWorker(t, ctx, r)
+	run := func(cmd string, args []string, timeout time.Duration) string {
+		id, err := p.Submit(ctx, tasks.ExecRequest{Image: "demo", Cmd: append([]string{cmd}, args...), Timeout: timeout})
+		if err != nil {
+			t.Fatalf("submit: %v", err)
+		}
+		return id
+	}
+	ids := map[tasks.Status]string{
+		tasks.StatusSucceeded: run("echo", []string{"hello from the view"}, 0),
+		tasks.StatusFailed:    run("exit", []string{"3"}, 0),
+		tasks.StatusOOMKilled: run("oom", nil, 0),
+		tasks.StatusTimedOut:  run("sleep", []string{"10s"}, time.Second),
+	}
+	for st, id := range ids {
+		res, err := p.Wait(ctx, id)
+		if err != nil || res.Status != st {
+			t.Fatalf("execution %s: %+v, %v; want %s", id, res, err, st)
+		}
+	}
+	running := run("sleep", []string{"60s"}, 0)
+	t.Cleanup(func() { p.Cancel(context.Background(), running) })
+
+	h, err := dashboard.New(dashboard.Config{Redis: r.Client, Store: rdb.New(r.Client, tasks.Keys{}, 0), Logger: testutil.Logger(t)})
 	if err != nil {
-		t.Fatalf("submit: %v", err)
+		t.Fatal(err)
 	}
-	res, err := p.Wait(ctx, id)
-	if err != nil {
-		t.Fatalf("wait for %s: %v", id, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	b := testutil.StartBrowser(t)
+
+	b.Open(srv.URL + dashboard.ExecutionsPath + "/")
+	text := b.WaitText(30*time.Second, ids[tasks.StatusSucceeded], ids[tasks.StatusFailed], ids[tasks.StatusOOMKilled],
+		ids[tasks.StatusTimedOut], running, "running", "oom_killed", "timed_out", "on")
+	t.Logf("execution view: %s", b.SaveScreenshot("executions.png"))
+	for _, want := range []string{"succeeded\n1", "failed\n1", "timed_out\n1", "oom_killed\n1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the counts do not show %q:\n%s", want, text)
+		}
 	}
-	if res.Status != tasks.StatusSucceeded {
-		t.Fatalf("execution %s: status %s, want %s (error %q)", id, res.Status, tasks.StatusSucceeded, res.Error)
+
+	b.Open(srv.URL + dashboard.ExecutionsPath + "/?status=failed")
+	text = b.WaitText(30*time.Second, ids[tasks.StatusFailed], "1 shown")
+	if strings.Contains(text, ids[tasks.StatusSucceeded]) || strings.Contains(text, running) {
+		t.Errorf("filtered by failed, the view lists others:\n%s", text)
 	}
-	return id
+
+	b.Open(srv.URL + dashboard.ExecutionsPath + "/?id=" + ids[tasks.StatusSucceeded])
+	b.WaitText(30*time.Second, "hello from the view", "[succeeded, exit 0]", "open in asynqmon", `"executionId": "`+ids[tasks.StatusSucceeded])
+	t.Logf("execution detail: %s", b.SaveScreenshot("execution.png"))
+
+	b.Open(srv.URL + dashboard.RootPath + "/queues/default/tasks/" + ids[tasks.StatusFailed])
+	b.WaitText(30*time.Second, ids[tasks.StatusFailed], "execq execution view →")
+	t.Logf("asynqmon task page: %s", b.SaveScreenshot("asynqmon-task.png"))
 }

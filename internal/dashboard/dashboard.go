@@ -1,6 +1,8 @@
 // Package dashboard serves the operators' web side: the asynqmon UI under
-// /monitoring/, showing executions as a person reads them, Prometheus
-// metrics under /metrics, and /healthz.
+// /monitoring/, showing executions as a person reads them; the execution
+// view under /executions/ (counts by execq status, a filterable list, each
+// execution's request, result and live output); Prometheus metrics under
+// /metrics; and /healthz.
 package dashboard
 
 import (
@@ -19,8 +21,10 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/execq/execq/internal/clock"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/webguard"
+	"github.com/execq/execq/producer"
 )
 
 // RootPath is where the asynqmon UI is mounted.
@@ -47,6 +51,8 @@ type Config struct {
 	AllowedHosts []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Clock tells the execution view the time. Defaults to clock.System().
+	Clock clock.Clock
 }
 
 // New returns the dashboard's handler.
@@ -57,6 +63,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System()
+	}
 	mon := asynqmon.New(asynqmon.Options{
 		RootPath:         RootPath,
 		RedisConnOpt:     sharedRedis{cfg.Redis},
@@ -65,11 +74,22 @@ func New(cfg Config) (http.Handler, error) {
 		ReadOnly:         cfg.ReadOnly,
 	})
 	mux := http.NewServeMux()
+	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	ui := http.Handler(mon)
 	if !cfg.ReadOnly {
-		ui = cancelThroughExecq(mon, cfg.Store, asynq.NewInspectorFromRedisClient(cfg.Redis), cfg.Logger)
+		ui = cancelThroughExecq(mon, cfg.Store, inspector, cfg.Logger)
 	}
-	mux.Handle(RootPath+"/", ui)
+	mux.Handle(RootPath+"/", linkToExecutions(ui))
+	view := &executions{
+		client: producer.New(cfg.Redis, producer.Options{
+			KeyPrefix: cfg.Store.Keys().Prefix, Retention: cfg.Store.Retention(),
+		}),
+		store:     cfg.Store,
+		inspector: inspector,
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+	}
+	view.register(mux)
 	mux.Handle(RootPath, http.RedirectHandler(RootPath+"/", http.StatusFound))
 	if cfg.Metrics != nil {
 		mux.Handle("/metrics", cfg.Metrics)

@@ -9,24 +9,26 @@ import "github.com/redis/go-redis/v9"
 // KEYS[1] the result key
 // KEYS[2] the stream key
 // KEYS[3] the input key
-// KEYS[4] the owner key, kept as long as the result
+// KEYS[4] the queue key (read only)
+// KEYS[5] the owner key, kept as long as the result
 // ARGV[1] the result JSON
 // ARGV[2] the exit event data (JSON)
 // ARGV[3] retention in milliseconds, applied to the result, the stream and
 // the owner key (where there is one)
 //
-// Returns 1 when the result was written, 0 when the execution already had
-// one (nothing is changed then).
+// Returns {1, queue} when the result was written, with the queue the
+// execution was submitted to ("" when unknown), and {0, ""} when the
+// execution already had one (nothing is changed then).
 var finalizeScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 1 then
-	return 0
+	return {0, ""}
 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 redis.call("XADD", KEYS[2], "*", "type", "exit", "data", ARGV[2])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
-redis.call("PEXPIRE", KEYS[4], ARGV[3])
+redis.call("PEXPIRE", KEYS[5], ARGV[3])
 redis.call("DEL", KEYS[3])
-return 1
+return {1, redis.call("GET", KEYS[4]) or ""}
 `)
 
 // requeueExpiredScript moves the tasks whose lease expired before a cutoff

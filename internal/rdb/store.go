@@ -76,7 +76,9 @@ func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) e
 // Finalize stores res and appends the matching exit event, unless the
 // execution already has a result, and deletes the inputs stored beside its
 // task. It reports whether res was written: a result, once written, is
-// never replaced.
+// never replaced. A written result is also recorded in the executions log
+// (RecordFinished); when only that fails, Finalize reports the result
+// written and a *NotRecordedError.
 func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 	body, err := tasks.EncodeResult(res)
 	if err != nil {
@@ -87,13 +89,37 @@ func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
 		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
 	}
 	id := res.ExecutionID
-	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Owner(id)}
-	n, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Int()
+	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Queue(id), s.keys.Owner(id)}
+	reply, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds()).Slice()
 	if err != nil {
-		return false, fmt.Errorf("store result of %s: %w", res.ExecutionID, err)
+		return false, fmt.Errorf("store result of %s: %w", id, err)
 	}
-	return n == 1, nil
+	if len(reply) != 2 {
+		return false, fmt.Errorf("store result of %s: unexpected reply %v", id, reply)
+	}
+	if n, _ := reply[0].(int64); n != 1 {
+		return false, nil
+	}
+	queue, _ := reply[1].(string)
+	if err := s.RecordFinished(ctx, res, queue); err != nil {
+		return true, &NotRecordedError{ID: id, Err: err}
+	}
+	return true, nil
 }
+
+// NotRecordedError says that a result was stored but not recorded in the
+// executions log: the execution is finished; only the operators' view
+// misses it.
+type NotRecordedError struct {
+	ID  string
+	Err error
+}
+
+func (e *NotRecordedError) Error() string {
+	return fmt.Sprintf("result of %s stored, but not recorded in the executions log: %v", e.ID, e.Err)
+}
+
+func (e *NotRecordedError) Unwrap() error { return e.Err }
 
 // Settled reports, in one round trip, whether id has a result and whether
 // it was canceled: what a worker checks before it runs an execution.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -438,15 +439,20 @@ func TestResultThatDoesNotDecodeIsAnError(t *testing.T) {
 func TestKeysFollowThePrefix(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.store.Finalize(b.ctx, &tasks.Result{ExecutionID: "e1"}); err != nil {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := b.store.Finalize(b.ctx, &tasks.Result{ExecutionID: "e1", FinishedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.store.BindQueue(b.ctx, "e1", "q"); err != nil {
 		t.Fatal(err)
 	}
+	deployment := map[string]bool{b.keys.Finished(): true, b.keys.StatusCounts(at.Unix() / 60): true}
 	for _, key := range b.mr.Keys() {
-		if want := "test:{e1}:"; len(key) < len(want) || key[:len(want)] != want {
+		if want := "test:{e1}:"; !deployment[key] && !strings.HasPrefix(key, want) {
 			t.Errorf("key %q does not start with %q", key, want)
+		}
+		if !strings.HasPrefix(key, "test:") {
+			t.Errorf("key %q does not start with the prefix", key)
 		}
 	}
 }
