@@ -30,6 +30,14 @@ import (
 // *tasks.ValidationError and nothing is enqueued. Limits are checked by the
 // worker, which stores a "rejected" result for a request over them.
 func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, error) {
+	id, _, err := c.SubmitCreated(ctx, req)
+	return id, err
+}
+
+// SubmitCreated is Submit, and reports whether this call bound the ID to
+// the request: false when the same request was submitted under it before
+// (a replay, which enqueues nothing new).
+func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id string, created bool, err error) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
@@ -40,37 +48,37 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 		req.SubmittedAt = time.Now().UTC()
 	}
 	if refs := req.StoredInputs(); len(refs) > 0 {
-		return "", &tasks.ValidationError{Problems: []string{
+		return "", false, &tasks.ValidationError{Problems: []string{
 			refs[0].Name + " is a reference to an input stored beside a task; give Submit the bytes, it stores what is large itself"}}
 	}
 	wire, inputs := req.StoreBeside()
 	if err := wire.Check(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	payload, err := tasks.EncodeRequest(&wire)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	digest, err := req.Digest()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	bound, err := c.store.BindRequest(ctx, req.ID, req.Queue, digest)
+	bound, err := c.store.BindRequest(ctx, req.ID, req.Queue, digest, req.Owner)
 	if err != nil {
-		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+		return "", false, fmt.Errorf("submit %s: %w", req.ID, err)
 	}
 	switch {
 	case bound.Queue != req.Queue:
-		return "", fmt.Errorf("submit %s to queue %q: %w: it was submitted to queue %q", req.ID, req.Queue, ErrIDConflict, bound.Queue)
+		return "", false, fmt.Errorf("submit %s to queue %q: %w: it was submitted to queue %q", req.ID, req.Queue, ErrIDConflict, bound.Queue)
 	case bound.Digest != "" && bound.Digest != digest:
-		return "", fmt.Errorf("submit %s: %w: it was submitted with another request; use a new ID for a new request", req.ID, ErrIDConflict)
+		return "", false, fmt.Errorf("submit %s: %w: it was submitted with another request; use a new ID for a new request", req.ID, ErrIDConflict)
 	}
 	if len(inputs) > 0 {
 		// Before the task: no worker may see a reference to an input not
 		// yet written. After a failed enqueue they stay (it may have
 		// happened after all) until a resubmission or their expiry.
 		if _, err := c.store.PutInputs(ctx, req.ID, inputs); err != nil {
-			return "", fmt.Errorf("submit %s: %w", req.ID, err)
+			return "", false, fmt.Errorf("submit %s: %w", req.ID, err)
 		}
 	}
 	task := asynq.NewTask(tasks.TypeExec, payload,
@@ -81,14 +89,14 @@ func (c *Client) Submit(ctx context.Context, req tasks.ExecRequest) (string, err
 		asynq.Retention(c.opts.Retention),
 	)
 	if _, err := c.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+		return "", false, fmt.Errorf("submit %s: %w", req.ID, err)
 	}
 	// The workers sweep what is pending, so that an execution whose task
 	// leaves its queue without a result (deleted by an operator) gets one.
 	if err := c.store.AddPending(ctx, req.ID, time.Now()); err != nil {
-		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+		return "", false, fmt.Errorf("submit %s: %w", req.ID, err)
 	}
-	return req.ID, nil
+	return req.ID, bound.Created, nil
 }
 
 // taskMaxRetry is asynq's retry limit of an execution's task. The worker

@@ -237,3 +237,30 @@ func (f failKeys) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		return next(ctx, cmds)
 	}
 }
+
+// SubmitCreated tells a new binding from a replay; the owner is part of
+// the request, and kept under its key.
+func TestSubmitCreated(t *testing.T) {
+	t.Parallel()
+	b := setupSubmit(t)
+	req := tasks.ExecRequest{ID: "owned", Cmd: []string{"true"}, Owner: "0123456789abcdef"}
+	id, created, err := b.producer.SubmitCreated(b.ctx, req)
+	if err != nil || id != "owned" || !created {
+		t.Fatalf("first: %q %v %v", id, created, err)
+	}
+	if _, created, err := b.producer.SubmitCreated(b.ctx, req); err != nil || created {
+		t.Errorf("the same again: created %v, %v; want a replay", created, err)
+	}
+	if got, _ := b.mr.Get(tasks.Keys{}.Owner("owned")); got != req.Owner {
+		t.Errorf("owner key %q", got)
+	}
+	other := req
+	other.Owner = "fedcba9876543210"
+	if _, _, err := b.producer.SubmitCreated(b.ctx, other); !errors.Is(err, producer.ErrIDConflict) {
+		t.Errorf("the same request from another owner: %v, want ErrIDConflict", err)
+	}
+	got, err := tasks.DecodeRequest(b.payload(t, "owned"))
+	if err != nil || got.Owner != req.Owner {
+		t.Errorf("the payload's owner %+v, %v", got, err)
+	}
+}

@@ -3,8 +3,9 @@
 # is missing (redis-server, busybox-static, and docker.io where no Docker
 # engine answers), starts dockerd where it is not running, and builds the
 # sandbox image when it is absent. With --test it also installs what the
-# tests use: chromium and chromium-driver (the dashboard's browser test) and
-# docker-compose (the compose file's check), and builds the language images.
+# tests use: chromium and chromium-driver (the dashboard's browser test),
+# docker-compose (the compose file's check), curl and python3 (the HTTP API's
+# clients), and builds the language images.
 # With --languages it builds the language images (scripts/language-images.sh,
 # with debootstrap) where they are missing or stale. With --with-runsc it installs
 # gVisor's runsc and registers it with the engine as the runtime "runsc"
@@ -39,6 +40,8 @@ if [ "$tests" = 1 ]; then
 	command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 	command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 	command -v curl >/dev/null 2>&1 || missing="$missing curl"
+	# The HTTP API's tests run a standard-library client with Debian's own.
+	[ -x /usr/bin/python3 ] || missing="$missing python3"
 fi
 if [ "$languages" = 1 ]; then
 	command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"

@@ -3,7 +3,9 @@
 # then `execq up` with a redis-server of its own; each must run
 # `execq run -- sh -c 'echo hi; exit 3'`, print hi and exit 3; the first also
 # says when output is cut, resumes a tail from an event's ID, and runs the
-# examples of the README's "Using it" section as written.
+# examples of the README's "Using it" section as written (its HTTP API's
+# against an `execq serve`, with curl); the second also submits through the
+# HTTP API that `execq up` serves on its dashboard address.
 set -eu
 bin="${1:-bin/execq}"
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
@@ -197,6 +199,20 @@ wait_ready() {
 	done
 }
 
+# wait_api waits until the HTTP API at $1 answers.
+wait_api() {
+	i=0
+	until curl -sf "$1/v1/openapi.json" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 60 ]; then
+			echo "smoke: no HTTP API answered at $1; its log:" >&2
+			cat "$tmp"/serve.log >&2
+			exit 1
+		fi
+		sleep 1
+	done
+}
+
 port="$(free_port)"
 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction >"$tmp/redis.log" 2>&1 &
 pids="$pids $!"
@@ -207,8 +223,16 @@ check_run "redis://127.0.0.1:$port/0"
 check_truncation "redis://127.0.0.1:$port/0"
 check_tail "redis://127.0.0.1:$port/0"
 check_synopsis
+# The HTTP API's examples run against an execq serve.
+command -v curl >/dev/null 2>&1 || { echo "smoke: the README's HTTP API examples need curl (apt-get install -y curl)" >&2; exit 1; }
+sport="$(free_port)"
+"$bin" serve --redis "redis://127.0.0.1:$port/0" --addr "127.0.0.1:$sport" >"$tmp/serve.log" 2>&1 &
+pids="$pids $!"
+wait_api "http://127.0.0.1:$sport"
+EXECQ_API="http://127.0.0.1:$sport"
+export EXECQ_API
 check_readme_examples "redis://127.0.0.1:$port/0"
-echo "smoke: execq worker + redis-server: ok"
+echo "smoke: execq worker + redis-server + execq serve: ok"
 
 port="$(free_port)"
 dport="$(free_port)"
@@ -217,4 +241,12 @@ pids="$pids $!"
 wait_ready "redis://127.0.0.1:$port/0"
 check_run "redis://127.0.0.1:$port/0"
 grep -q "started redis-server" "$tmp/up.log" || { echo "smoke: execq up did not start its own redis-server:" >&2; cat "$tmp/up.log" >&2; exit 1; }
+wait_api "http://127.0.0.1:$dport"
+out="$(curl -s -X POST "http://127.0.0.1:$dport/v1/executions" -H 'Content-Type: application/json' -d '{"cmd": ["echo", "via up"]}')"
+id="$(echo "$out" | sed -n 's/.*"executionId":"\([^"]*\)".*/\1/p')"
+[ -n "$id" ] || { echo "smoke: POST /v1/executions on execq up answered '$out'" >&2; exit 1; }
+case "$(curl -s "http://127.0.0.1:$dport/v1/executions/$id?wait=30s")" in
+*'"status":"succeeded"'*) ;;
+*) echo "smoke: execq up's HTTP API gave no succeeded result for $id" >&2; exit 1 ;;
+esac
 echo "smoke: execq up (its own redis-server): ok"

@@ -60,6 +60,11 @@ func (k Keys) Queue(id string) string { return k.execution(id, "queue") }
 // (ExecRequest.Digest), to which the ID is bound.
 func (k Keys) Request(id string) string { return k.execution(id, "request") }
 
+// Owner records the owner of the request first submitted under the ID
+// (ExecRequest.Owner), where it has one, so that a front end checks who
+// may see an execution in one read.
+func (k Keys) Owner(id string) string { return k.execution(id, "owner") }
+
 // Input is the hash holding the inputs of the execution stored beside its
 // task (see StoredInput): one field per input, named by StdinField and
 // FileField.

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -86,6 +87,12 @@ type ExecRequest struct {
 	Collect []string `json:"collect,omitempty"`
 	// SubmittedAt is set by the producer; the worker derives queuedMs from it.
 	SubmittedAt time.Time `json:"submittedAt,omitzero"`
+	// Owner names who submitted the execution, where a front end scopes
+	// executions to their submitters (the HTTP API: a short ID derived
+	// from the bearer token, never the token). It is part of the request,
+	// so of its Digest: the same ID submitted by another owner is a
+	// conflict. Empty: nobody in particular.
+	Owner string `json:"owner,omitempty"`
 }
 
 // File is a file put into /workspace before the command runs.
@@ -212,6 +219,34 @@ func (r *ExecRequest) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
+	return r.fromJSON(v)
+}
+
+// DecodeRequestStrict reads a request's JSON as UnmarshalJSON does, but
+// refuses a field the request does not have (at the top and in files),
+// anything after the JSON value, and references to inputs stored beside a
+// task: what a front end needs of a request that comes from outside.
+func DecodeRequestStrict(b []byte) (*ExecRequest, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v decodedRequestJSON
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the request's JSON object")
+	}
+	var r ExecRequest
+	if err := r.fromJSON(v); err != nil {
+		return nil, err
+	}
+	if refs := r.StoredInputs(); len(refs) > 0 {
+		return nil, fmt.Errorf("%s: give the bytes as a base64 string, not an object", refs[0].Name)
+	}
+	return &r, nil
+}
+
+func (r *ExecRequest) fromJSON(v decodedRequestJSON) error {
 	if v.TimeoutMs > maxTimeoutMs || v.TimeoutMs < -maxTimeoutMs {
 		return fmt.Errorf("timeoutMs %d is out of range", v.TimeoutMs)
 	}

@@ -208,3 +208,23 @@ func TestFileModeNullIsTheDefault(t *testing.T) {
 		t.Errorf(`"mode": null decoded as %o, want 0 (the default)`, uint32(r.Files[0].Mode))
 	}
 }
+
+func TestDecodeRequestStrict(t *testing.T) {
+	t.Parallel()
+	r, err := tasks.DecodeRequestStrict([]byte(`{"id":"a","cmd":["cat"],"stdin":"eA==","timeoutMs":20,"owner":"o","files":[{"path":"f","content":"eQ==","mode":"0700"}]}`))
+	if err != nil || string(r.Stdin) != "x" || r.Timeout != 20*time.Millisecond || r.Owner != "o" || string(r.Files[0].Content) != "y" || r.Files[0].Mode != 0o700 {
+		t.Fatalf("DecodeRequestStrict = %+v, %v", r, err)
+	}
+	for _, bad := range []string{
+		`{"cmd":["cat"],"extra":1}`,
+		`{"cmd":["cat"],"files":[{"path":"f","extra":1}]}`,
+		`{"cmd":["cat"]} {"cmd":["ls"]}`,
+		`{"cmd":["cat"],"stdin":{"storedBytes":1,"sha256":"00"}}`,
+		`{"cmd":["cat"],"files":[{"path":"f","content":{"storedBytes":1,"sha256":"00"}}]}`,
+		`{"cmd":["cat"],"timeoutMs":9223372036854775807}`,
+	} {
+		if r, err := tasks.DecodeRequestStrict([]byte(bad)); err == nil {
+			t.Errorf("DecodeRequestStrict(%s) = %+v, want an error", bad, r)
+		}
+	}
+}

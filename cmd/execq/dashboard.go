@@ -32,8 +32,8 @@ type dashboardFlags struct {
 	allowedHosts []string
 }
 
-func (f *dashboardFlags) register(fs *pflag.FlagSet, addrFlag string) {
-	fs.StringVar(&f.addr, addrFlag, "127.0.0.1:8080", "address of the dashboard (/monitoring/) and metrics (/metrics)")
+func (f *dashboardFlags) register(fs *pflag.FlagSet, addrFlag, defaultAddr, usage string) {
+	fs.StringVar(&f.addr, addrFlag, defaultAddr, usage)
 	fs.BoolVar(&f.readOnly, "read-only", false, "dashboard: view only, no actions on queues or tasks")
 	def := os.Getenv("EXECQ_DASHBOARD_AUTH")
 	fs.StringVar(&f.basicAuth, "basic-auth", def, "dashboard: require HTTP basic auth USER:PASSWORD (env EXECQ_DASHBOARD_AUTH)")
@@ -64,13 +64,18 @@ func (f *dashboardFlags) handler(client redis.UniversalClient, reg *metrics.Regi
 	})
 }
 
-// serveHTTP serves h on addr until ctx ends, then shuts the server down.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+// serveHTTP serves h on addr until ctx ends, then shuts the server down;
+// onShutdown run when the shutdown begins (to end long-lived responses,
+// which Shutdown would otherwise wait for).
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, onShutdown ...func()) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -123,6 +128,6 @@ the queues under /metrics.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "addr")
+	f.register(cmd.Flags(), "addr", "127.0.0.1:8080", "address of the dashboard (/monitoring/) and metrics (/metrics)")
 	return cmd
 }

@@ -19,6 +19,7 @@ func newUpCommand(rf *redisFlag) *cobra.Command {
 	var (
 		wf           workerFlags
 		df           dashboardFlags
+		af           apiFlags
 		embeddedAddr string
 		dataDir      string
 	)
@@ -66,7 +67,29 @@ run looks at by default.`,
 			if err != nil {
 				return err
 			}
-			stopHTTP, err := serveHTTP(ctx, df.addr, h, log)
+			tokens, err := af.tokens()
+			if err != nil {
+				return exitWith(exitExecqFailed, "%v", err)
+			}
+			var onShutdown []func()
+			apiURL := "off: no API tokens, and " + df.addr + " is not a loopback address (give --api-token-file or EXECQ_API_TOKENS)"
+			if tokens.Len() > 0 || loopback(df.addr) {
+				limits, err := wf.limits()
+				if err != nil {
+					return err
+				}
+				srv, err := af.build(ctx, client, url, tokens, reg, wf.retention, limits, append([]string{df.addr}, df.allowedHosts...), log)
+				if err != nil {
+					return err
+				}
+				defer srv.stop()
+				h = withAPI(srv.api, h)
+				onShutdown = append(onShutdown, srv.api.Close)
+				apiURL = "http://" + df.addr + "/v1/"
+			} else {
+				log.Warn("the HTTP API is off: no API tokens, and the dashboard address is not a loopback address", "addr", df.addr)
+			}
+			stopHTTP, err := serveHTTP(ctx, df.addr, h, log, onShutdown...)
 			if err != nil {
 				return err
 			}
@@ -84,13 +107,14 @@ run looks at by default.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), `execq is up.
   Redis:     %s
+  HTTP API:  %s
   Dashboard: http://%s%s/
   Metrics:   http://%s/metrics
 Try, in another terminal:
   %s run%s -- sh -c 'echo hi; exit 3'
   %s submit%s -- sh -c 'sleep 1; echo done'    # prints an ID
   %s tail%s ID
-`, redacted(url), df.addr, dashboard.RootPath, df.addr, self, redisArg, self, redisArg, self, redisArg)
+`, redacted(url), apiURL, df.addr, dashboard.RootPath, df.addr, self, redisArg, self, redisArg, self, redisArg)
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wf.shutdownTimeout+30*time.Second)
 			defer cancel()
@@ -98,7 +122,8 @@ Try, in another terminal:
 		},
 	}
 	wf.register(cmd.Flags())
-	df.register(cmd.Flags(), "dashboard-addr")
+	df.register(cmd.Flags(), "dashboard-addr", "127.0.0.1:8080", "address of the HTTP API (/v1/), the dashboard (/monitoring/) and metrics (/metrics)")
+	af.register(cmd.Flags())
 	cmd.Flags().StringVar(&embeddedAddr, "embedded-addr", "127.0.0.1:6379", "address of execq up's own Redis")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "where execq up's redis-server keeps its data")
 	return cmd

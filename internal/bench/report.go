@@ -24,6 +24,8 @@ type Report struct {
 	Python *PythonFigures `json:"python,omitempty"`
 	// Pytest is nil when the Python image is missing (a note says so).
 	Pytest *PytestFigures `json:"pytest,omitempty"`
+	// HTTP holds the HTTP API's figures (nil when its phases did not run).
+	HTTP *HTTPFigures `json:"http,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -165,6 +167,9 @@ func (r *Report) Markdown(w io.Writer) {
 	}
 	r.Python.markdown(w)
 	r.Pytest.markdown(w)
+	if r.HTTP != nil {
+		r.HTTP.markdown(w)
+	}
 	for _, n := range r.Notes {
 		p("\n%s\n", n)
 	}

@@ -14,21 +14,28 @@ import (
 type Binding struct {
 	Queue  string
 	Digest string // "" for a binding made without one
+	// Created: this call made the binding; the ID was not bound before.
+	Created bool
 }
 
-// BindRequest binds id to queue and the digest of its request, unless it
-// is bound already, and returns what id is bound to: a binding that
-// differs from the arguments means the ID was used before.
-func (s *Store) BindRequest(ctx context.Context, id, queue, digest string) (Binding, error) {
-	keys := []string{s.keys.Queue(id), s.keys.Request(id)}
-	got, err := bindScript.Run(ctx, s.client, keys, queue, digest, s.retention.Milliseconds()).StringSlice()
+// BindRequest binds id to queue, the digest of its request and its owner
+// ("" for none), unless it is bound already, and returns what id is bound
+// to: a binding that differs from the arguments means the ID was used
+// before. The owner, where given, is kept under Keys.Owner for the
+// retention period, and as long as the execution's result.
+func (s *Store) BindRequest(ctx context.Context, id, queue, digest, owner string) (Binding, error) {
+	keys := []string{s.keys.Queue(id), s.keys.Request(id), s.keys.Owner(id)}
+	got, err := bindScript.Run(ctx, s.client, keys, queue, digest, s.retention.Milliseconds(), owner).Slice()
 	if err != nil {
 		return Binding{}, fmt.Errorf("bind %s: %w", id, err)
 	}
-	if len(got) != 2 {
+	if len(got) != 3 {
 		return Binding{}, fmt.Errorf("bind %s: unexpected reply %q", id, got)
 	}
-	return Binding{Queue: got[0], Digest: got[1]}, nil
+	q, _ := got[0].(string)
+	d, _ := got[1].(string)
+	created, _ := got[2].(int64)
+	return Binding{Queue: q, Digest: d, Created: created == 1}, nil
 }
 
 // AddPending records that id was enqueued at at and has no result yet.

@@ -12,9 +12,11 @@ import "github.com/redis/go-redis/v9"
 // KEYS[3] the input key
 // KEYS[4] the queue key (read only)
 // KEYS[5] the attempts counter (read only)
+// KEYS[6] the owner key, kept as long as the result
 // ARGV[1] the result JSON
 // ARGV[2] the exit event data (JSON)
-// ARGV[3] retention in milliseconds, applied to both keys
+// ARGV[3] retention in milliseconds, applied to the result, the stream and
+// the owner key (where there is one)
 // ARGV[4] the attempt the result is of; 0 for none (a cancel, a sweep)
 //
 // Returns {1, queue} when the result was written, with the queue the
@@ -32,6 +34,7 @@ end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 redis.call("XADD", KEYS[2], "*", "type", "exit", "data", ARGV[2])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
+redis.call("PEXPIRE", KEYS[6], ARGV[3])
 redis.call("DEL", KEYS[3])
 return {1, redis.call("GET", KEYS[4]) or ""}
 `)
@@ -88,25 +91,31 @@ end
 return requeued
 `)
 
-// bindScript binds an execution ID to the queue and the request digest it
-// is first submitted with, and returns what it is bound to.
+// bindScript binds an execution ID to the queue, the request digest and the
+// owner it is first submitted with, and returns what it is bound to.
 //
 // KEYS[1] the queue key
 // KEYS[2] the request key
+// KEYS[3] the owner key
 // ARGV[1] the queue
 // ARGV[2] the request digest
 // ARGV[3] retention in milliseconds
+// ARGV[4] the owner ("" writes no owner key)
 //
-// Returns {queue, digest} of the binding; the digest is "" for a binding
-// made without one.
+// Returns {queue, digest, created} of the binding; the digest is "" for a
+// binding made without one, created is 1 when this call made the binding
+// and 0 when the ID was bound before.
 var bindScript = redis.NewScript(`
 local q = redis.call("GET", KEYS[1])
 if not q then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 	redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
-	return {ARGV[1], ARGV[2]}
+	if ARGV[4] ~= "" then
+		redis.call("SET", KEYS[3], ARGV[4], "PX", ARGV[3])
+	end
+	return {ARGV[1], ARGV[2], 1}
 end
-return {q, redis.call("GET", KEYS[2]) or ""}
+return {q, redis.call("GET", KEYS[2]) or "", 0}
 `)
 
 // unlockScript releases a lock its holder took.

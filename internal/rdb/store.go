@@ -100,7 +100,7 @@ func (s *Store) finalize(ctx context.Context, res *tasks.Result, fence int) (boo
 		return false, fmt.Errorf("encode exit event of %s: %w", res.ExecutionID, err)
 	}
 	id := res.ExecutionID
-	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Queue(id), s.keys.Attempts(id)}
+	keys := []string{s.keys.Result(id), s.keys.Stream(id), s.keys.Input(id), s.keys.Queue(id), s.keys.Attempts(id), s.keys.Owner(id)}
 	reply, err := finalizeScript.Run(ctx, s.client, keys, body, exit, s.retention.Milliseconds(), fence).Slice()
 	if err != nil {
 		return false, fmt.Errorf("store result of %s: %w", id, err)

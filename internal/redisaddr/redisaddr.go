@@ -93,6 +93,28 @@ func (a Addr) Open() redis.UniversalClient {
 	}
 }
 
+// ErrClusterDedicated is returned by Dedicated for a Redis Cluster, whose
+// blocking reads of many keys at once would span nodes.
+var ErrClusterDedicated = errors.New("a dedicated connection to one server cannot be made to a Redis Cluster")
+
+// Dedicated opens a client of a single connection, named name in CLIENT
+// LIST, to the server (or the Sentinel group's master): for a reader that
+// holds its connection in blocking reads.
+func (a Addr) Dedicated(name string) (*redis.Client, error) {
+	switch a.Kind {
+	case Cluster:
+		return nil, ErrClusterDedicated
+	case Sentinel:
+		o := *a.failover
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.ClientName = 1, 0, 1, name
+		return redis.NewFailoverClient(&o), nil
+	default:
+		o := *a.single
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.ClientName = 1, 0, 1, name
+		return redis.NewClient(&o), nil
+	}
+}
+
 // String is the address as logs show it, without its password.
 func (a Addr) String() string { return a.shown }
 
