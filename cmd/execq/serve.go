@@ -19,6 +19,7 @@ import (
 
 	"github.com/execq/execq/internal/dashboard"
 	"github.com/execq/execq/internal/httpapi"
+	"github.com/execq/execq/internal/mcpserver"
 	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/redisaddr"
@@ -48,13 +49,19 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 // apiServer is the API and the hub it reads streams with.
 type apiServer struct {
 	api *httpapi.API
+	mcp *httpapi.MCP
 	hub *httpapi.Hub
 }
 
-// stop ends the API's streams, then its hub: the order a server's
-// shutdown needs (the streams end, then nothing reads for them).
+// stop ends the API's streams, then the MCP server's calls under way
+// (their executions canceled), then the hub: the order a server's shutdown
+// needs, once the HTTP server has stopped (the streams end, then nothing
+// reads for them).
 func (s *apiServer) stop() {
 	s.api.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = s.mcp.Shutdown(ctx)
 	s.hub.Stop()
 }
 
@@ -99,8 +106,21 @@ func (f *apiFlags) build(ctx context.Context, client redis.UniversalClient, redi
 	if err != nil {
 		return nil, err
 	}
+	executions := producer.New(client, producer.Options{Retention: retention})
+	mcp, err := httpapi.NewMCP(httpapi.MCPConfig{
+		Tokens:     tokens,
+		Store:      store,
+		Executions: executions,
+		New: func(exec mcpserver.Executions) (*mcpserver.Server, error) {
+			return mcpserver.New(mcpserver.Config{Client: exec, Logger: log.With("component", "mcp")})
+		},
+		AllowedHosts: hosts,
+	})
+	if err != nil {
+		return nil, err
+	}
 	api, err := httpapi.New(httpapi.Config{
-		Client:        producer.New(client, producer.Options{Retention: retention}),
+		Client:        executions,
 		Store:         store,
 		Hub:           hub,
 		Tokens:        tokens,
@@ -117,13 +137,15 @@ func (f *apiFlags) build(ctx context.Context, client redis.UniversalClient, redi
 		return nil, err
 	}
 	hub.Start(ctx)
-	return &apiServer{api: api, hub: hub}, nil
+	return &apiServer{api: api, mcp: mcp, hub: hub}, nil
 }
 
-// withAPI serves the API under /v1/ and rest elsewhere.
-func withAPI(api http.Handler, rest http.Handler) http.Handler {
+// withAPI serves the API under /v1/, the MCP server at /mcp and rest
+// elsewhere.
+func withAPI(srv *apiServer, rest http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", api)
+	mux.Handle("/v1/", srv.api)
+	mux.Handle("/mcp", srv.mcp)
 	mux.Handle("/", rest)
 	return mux
 }
@@ -158,8 +180,9 @@ func newServeCommand(rf *redisFlag) *cobra.Command {
 		Use:   "serve",
 		Short: "Serve the HTTP API, the dashboard and metrics on one address",
 		Long: `Serves, on one address: the HTTP API under /v1/ (its OpenAPI document at
-/v1/openapi.json), the asynqmon dashboard under /monitoring/, Prometheus metrics
-under /metrics and /healthz. Bearer tokens (--api-token-file, EXECQ_API_TOKENS)
+/v1/openapi.json), the MCP server at /mcp (streamable HTTP, behind the same
+tokens), the asynqmon dashboard under /monitoring/ and the execution view under
+/executions/, Prometheus metrics under /metrics and /healthz. Bearer tokens (--api-token-file, EXECQ_API_TOKENS)
 protect the API and scope executions to the token that submitted them; without
 tokens, serve listens on a loopback address only. --basic-auth protects the
 dashboard.`,
@@ -193,7 +216,7 @@ dashboard.`,
 				return err
 			}
 			defer srv.stop()
-			stopHTTP, err := serveHTTP(ctx, df.addr, withAPI(srv.api, dash), log, srv.api.Close)
+			stopHTTP, err := serveHTTP(ctx, df.addr, withAPI(srv, dash), log, srv.api.Close)
 			if err != nil {
 				return err
 			}
@@ -201,7 +224,7 @@ dashboard.`,
 			if tokens.Len() > 0 {
 				auth = fmt.Sprintf("%d bearer tokens", tokens.Len())
 			}
-			log.Info("serving", "api", "http://"+df.addr+"/v1/", "auth", auth,
+			log.Info("serving", "api", "http://"+df.addr+"/v1/", "mcp", "http://"+df.addr+"/mcp", "auth", auth,
 				"dashboard", "http://"+df.addr+dashboard.RootPath+"/", "metrics", "http://"+df.addr+"/metrics")
 			<-ctx.Done()
 			stopHTTP()

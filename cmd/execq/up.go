@@ -83,7 +83,7 @@ run looks at by default.`,
 					return err
 				}
 				defer srv.stop()
-				h = withAPI(srv.api, h)
+				h = withAPI(srv, h)
 				onShutdown = append(onShutdown, srv.api.Close)
 				apiURL = "http://" + df.addr + "/v1/"
 			} else {
