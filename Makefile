@@ -76,7 +76,8 @@ test-unit:
 	$(GO) test -race -count=1 ./...
 
 # The README's set-up, end to end: a worker, then execq run.
-smoke: setup build
+smoke: build
+	scripts/setup.sh --test
 	scripts/smoke.sh $(BIN)
 
 bench: setup build

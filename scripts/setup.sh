@@ -4,8 +4,9 @@
 # engine answers), starts dockerd where it is not running, and builds the
 # sandbox image when it is absent. With --test it also installs what the
 # tests use: chromium and chromium-driver (the dashboard's browser test),
-# docker-compose (the compose file's check), curl and python3 (the HTTP API's
-# clients), and builds the language images.
+# docker-compose (the compose file's check), curl, python3 and nodejs (the
+# HTTP API's clients), redis-tools and iproute2 (the Redis Cluster and the
+# network namespaces of the scale-out tests), and builds the language images.
 # With --languages it builds the language images (scripts/language-images.sh,
 # with debootstrap) where they are missing or stale. With --with-runsc it installs
 # gVisor's runsc and registers it with the engine as the runtime "runsc"
@@ -40,8 +41,13 @@ if [ "$tests" = 1 ]; then
 	command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 	command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 	command -v curl >/dev/null 2>&1 || missing="$missing curl"
-	# The HTTP API's tests run a standard-library client with Debian's own.
+	# The HTTP API's tests and the Python client run with Debian's own.
 	[ -x /usr/bin/python3 ] || missing="$missing python3"
+	# The JavaScript client (Node's fetch); redis-cli builds the tests'
+	# Redis Cluster; ip makes the partition tests' network namespaces.
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
+	command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 fi
 if [ "$languages" = 1 ]; then
 	command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"

@@ -132,6 +132,8 @@ check_readme_examples() {
 	fi
 	mkdir -p "$tmp/path" "$tmp/readme"
 	ln -sf "$bin" "$tmp/path/execq"
+	# The clients' examples name them relative to the repository.
+	ln -sf "$(dirname "$readme")/examples" "$tmp/readme/examples"
 	(
 		cd "$tmp/readme"
 		PATH="$tmp/path:$PATH"
