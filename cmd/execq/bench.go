@@ -88,7 +88,7 @@ figures as JSON.`,
 	f.StringSliceVar(&inputSizes, "input-sizes", []string{"10m", "5m"}, "stdin sizes of the large-input phase (cat >/dev/null)")
 	f.IntVar(&cfg.InputSamples, "input-samples", 10, "sample size of each large input")
 	f.StringVar(&jsonPath, "json", "bench-results/latest.json", "write the figures as JSON here (empty: do not)")
-	f.StringSliceVar(&cfg.Phases, "phases", bench.AllPhases, "phases to run: core (the baseline and everything on true), python (python3 -c pass), pytest (a small pytest run), http (the HTTP API against the Go client, 1,000 event streams on one serve process, a burst of 500 POSTs)")
+	f.StringSliceVar(&cfg.Phases, "phases", bench.AllPhases, "phases to run: core (the baseline and everything on true), python (python3 -c pass), pytest (a small pytest run), http (the HTTP API against the Go client, 1,000 event streams on one serve process, a burst of 500 POSTs), scale (true on 1, 2 and 3 worker processes, and its Redis costs)")
 	f.IntVar(&cfg.PytestThroughput, "pytest-throughput", 100, "executions per throughput run of the pytest figures, on either runtime")
 	f.IntVar(&cfg.PytestSamples, "pytest-samples", 20, "sample size of the pytest latency")
 	f.StringArrayVar(&cfg.WorkerArgs, "worker-arg", nil, "add this argument to every worker's command line, e.g. --worker-arg=--task-check-interval=2ms")

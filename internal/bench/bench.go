@@ -69,7 +69,7 @@ type Config struct {
 	PytestSamples int
 	// Phases selects what runs: PhaseCore (the baseline and everything on
 	// `true`, large inputs and the rest), PhasePython, PhasePytest,
-	// PhaseHTTP. Defaults to AllPhases.
+	// PhaseHTTP, PhaseScale. Defaults to AllPhases.
 	Phases []string
 	// WorkerArgs are added to every `execq worker` command line, to
 	// measure other settings (e.g. --task-check-interval 2ms).
@@ -86,7 +86,7 @@ const (
 )
 
 // AllPhases are every phase, in the order they run.
-var AllPhases = []string{PhaseCore, PhasePython, PhasePytest, PhaseHTTP}
+var AllPhases = []string{PhaseCore, PhasePython, PhasePytest, PhaseHTTP, PhaseScale}
 
 func (c Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
@@ -215,6 +215,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.runs(PhaseHTTP) {
 		if err := r.runHTTP(ctx, client, redisSrv, dir, cfg, progress); err != nil {
 			return nil, fmt.Errorf("http: %w", err)
+		}
+	}
+	if cfg.runs(PhaseScale) {
+		if err := r.runScale(ctx, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, fmt.Errorf("scale: %w", err)
 		}
 	}
 	r.Duration = time.Since(start).Round(time.Second).Seconds()

@@ -193,11 +193,12 @@ func UsedMemory(ctx context.Context, c redis.UniversalClient) (int64, error) {
 	return 0, errors.New("no used_memory in INFO memory")
 }
 
-// RedisStats are a Redis server's cumulative command count and CPU time
-// (user and system).
+// RedisStats are a Redis server's cumulative command count, CPU time
+// (user and system) and network bytes in and out.
 type RedisStats struct {
-	Commands int64
-	CPU      time.Duration
+	Commands      int64
+	CPU           time.Duration
+	NetIn, NetOut int64
 }
 
 // Stats reads the RedisStats of the server c talks to.
@@ -209,6 +210,12 @@ func Stats(ctx context.Context, c redis.UniversalClient) (RedisStats, error) {
 	var st RedisStats
 	if v, ok := infoField(info, "total_commands_processed"); ok {
 		st.Commands, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := infoField(info, "total_net_input_bytes"); ok {
+		st.NetIn, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := infoField(info, "total_net_output_bytes"); ok {
+		st.NetOut, _ = strconv.ParseInt(v, 10, 64)
 	}
 	var cpu float64
 	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
