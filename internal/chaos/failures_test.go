@@ -251,6 +251,10 @@ func TestSandboxGoneWhileIdle(t *testing.T) {
 			c := track(t, "failure", true)
 			e := newEnv(t)
 			w := startWorker(t, e, workerOpts{label: "idle-" + how, poolSize: 1, args: []string{"--reconcile-interval", "1s"}})
+			// The pool's one container, and nothing else: a creation that
+			// failed (under gVisor an agent may not answer its first hello)
+			// leaves a container the pool no longer holds until removed.
+			w.settle(t, e.docker, 1, time.Minute)
 			idle := ownedContainers(t, e.docker, w.name)[0].ID
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
