@@ -260,7 +260,7 @@ func TestSandboxGoneWhileIdle(t *testing.T) {
 			}
 			// Every container of the worker: its idle one, and one whose
 			// creation failed that the pool no longer holds (under gVisor
-			// the first agent of a new agent volume may miss its hello).
+			// a worker's first agent may miss its hello).
 			for _, idle := range ownedContainers(t, e.docker, w.name) {
 				var err error
 				if how == "killed" {
