@@ -5,7 +5,6 @@ package examples
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -18,7 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/execq/execq/internal/testutil"
-	"github.com/execq/execq/worker"
+	"github.com/execq/execq/internal/testutil/liveworker"
 )
 
 // token is the bearer token the server is started with and the clients send.
@@ -33,42 +32,8 @@ type server struct {
 func setup(t *testing.T) *server {
 	t.Helper()
 	r := testutil.StartRedis(t)
-	testutil.Docker(t)
-	ctx := testutil.Context(t, 3*time.Minute)
-	w, err := worker.New(worker.Config{
-		Redis: r.Client,
-		Sandbox: worker.SandboxConfig{
-			AgentBinary: testutil.AgentBinary(t),
-			OCIRuntime:  os.Getenv("EXECQ_TEST_OCI_RUNTIME"),
-		},
-		Name:     "examples-" + uuid.NewString()[:8],
-		Image:    testutil.SandboxImage,
-		PoolSize: 2,
-		Logger:   testutil.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := w.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	if err := w.WaitWarm(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	exe := filepath.Join(t.TempDir(), "execq")
-	build := exec.Command(testutil.GoTool(), "build", "-o", exe, "./cmd/execq")
-	build.Dir = testutil.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/execq: %v: %s", err, out)
-	}
+	liveworker.Start(t, r.Client, "examples-"+uuid.NewString()[:8], 2)
+	exe := testutil.ExecqBinary(t)
 	addr := testutil.FreeAddr(t)
 	var log bytes.Buffer
 	serve := exec.Command(exe, "serve", "--addr", addr, "--redis", r.URL)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,12 +42,7 @@ func TestPartitionedWorkerIsFencedAndRejoins(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 
-	exe := filepath.Join(t.TempDir(), "execq")
-	build := exec.Command(testutil.GoTool(), "build", "-o", exe, "./cmd/execq")
-	build.Dir = testutil.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
+	exe := testutil.ExecqBinary(t)
 	remoteName := "remote-" + name
 	remote, err := harness.StartWorker(harness.WorkerConfig{
 		Exe: exe, RedisURL: fmt.Sprintf("redis://%s:%s/0", ns.HostIP, strings.Split(srv.Addr, ":")[1]),

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,15 +39,33 @@ func topologies() []topology {
 			t.Cleanup(c.Close)
 			return c.URL
 		}},
-		{"sentinel", func(t *testing.T, ctx context.Context) string {
-			g, err := harness.StartSentinelGroup(ctx, t.TempDir(), 3, time.Second)
-			if err != nil {
-				testutil.Missing(t, "a Sentinel group: %v", err)
-			}
-			t.Cleanup(g.Close)
-			return g.URL
-		}},
+		{"sentinel", func(t *testing.T, ctx context.Context) string { return startSentinelGroup(t, ctx).URL }},
 	}
+}
+
+// startSentinelGroup starts a Sentinel group (a master, a replica and three
+// sentinels, a master down after 1 s) for the test.
+func startSentinelGroup(t *testing.T, ctx context.Context) *harness.SentinelGroup {
+	t.Helper()
+	g, err := harness.StartSentinelGroup(ctx, t.TempDir(), 3, time.Second)
+	if err != nil {
+		testutil.Missing(t, "a Sentinel group: %v", err)
+	}
+	t.Cleanup(g.Close)
+	return g
+}
+
+// startOn opens a client of the Redis at url (any address form) and starts
+// a worker of pool 1 on it, both ended with the test.
+func startOn(t *testing.T, url string) redis.UniversalClient {
+	t.Helper()
+	client, err := redisaddr.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	startWorker(t, client, setupOptions{runtime: testutil.RuntimeNames()[0], poolSize: 1})
+	return client
 }
 
 // The pipeline on a real 3-master Redis Cluster and on a real Sentinel
@@ -62,12 +79,7 @@ func TestPipelineOnClusterAndSentinel(t *testing.T) {
 			t.Parallel()
 			ctx := testutil.Context(t, 4*time.Minute)
 			url := topo.start(t, ctx)
-			client, err := redisaddr.Open(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { client.Close() })
-			startWorker(t, client, setupOptions{runtime: testutil.RuntimeNames()[0], poolSize: 1})
+			client := startOn(t, url)
 			p := producer.New(client, producer.Options{})
 			store := rdb.New(client, tasks.Keys{}, 0)
 			pipelineCases(t, ctx, p, store, client)
@@ -192,12 +204,7 @@ func pipelineCases(t *testing.T, ctx context.Context, p *producer.Client, store 
 // run again by the test's other worker after the lease, and ends once.
 func crashRecovery(t *testing.T, ctx context.Context, url string, client redis.UniversalClient, p *producer.Client) {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "execq")
-	build := exec.Command(testutil.GoTool(), "build", "-o", exe, "./cmd/execq")
-	build.Dir = testutil.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
+	exe := testutil.ExecqBinary(t)
 	w, err := harness.StartWorker(harness.WorkerConfig{
 		Exe: exe, RedisURL: url, Name: "topo-crash-" + strings.ReplaceAll(t.Name(), "/", "-"),
 		LogPath: filepath.Join(t.TempDir(), "worker.log"),
@@ -240,17 +247,8 @@ func crashRecovery(t *testing.T, ctx context.Context, url string, client redis.U
 // there, and a new execution runs after it.
 func TestSentinelFailoverMidExecution(t *testing.T) {
 	ctx := testutil.Context(t, 3*time.Minute)
-	g, err := harness.StartSentinelGroup(ctx, t.TempDir(), 3, time.Second)
-	if err != nil {
-		testutil.Missing(t, "a Sentinel group: %v", err)
-	}
-	t.Cleanup(g.Close)
-	client, err := redisaddr.Open(g.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	startWorker(t, client, setupOptions{runtime: testutil.RuntimeNames()[0], poolSize: 1})
+	g := startSentinelGroup(t, ctx)
+	client := startOn(t, g.URL)
 	p := producer.New(client, producer.Options{})
 
 	id, err := p.Submit(ctx, tasks.ExecRequest{Cmd: sh("echo before; sleep 4; echo after")})
@@ -310,17 +308,8 @@ func runOn(t *testing.T, ctx context.Context, p *producer.Client, req tasks.Exec
 // passed on).
 func TestSentinelMasterKilledMidExecution(t *testing.T) {
 	ctx := testutil.Context(t, 3*time.Minute)
-	g, err := harness.StartSentinelGroup(ctx, t.TempDir(), 3, time.Second)
-	if err != nil {
-		testutil.Missing(t, "a Sentinel group: %v", err)
-	}
-	t.Cleanup(g.Close)
-	client, err := redisaddr.Open(g.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	startWorker(t, client, setupOptions{runtime: testutil.RuntimeNames()[0], poolSize: 1})
+	g := startSentinelGroup(t, ctx)
+	client := startOn(t, g.URL)
 	p := producer.New(client, producer.Options{})
 
 	const lines = 40

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,44 +13,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/internal/testutil/liveworker"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
-	"github.com/execq/execq/worker"
 )
 
 // startWorker starts a worker on r and the Docker engine, waits until its
 // pool is warm, and shuts it down when the test ends.
 func startWorker(t *testing.T, r *testutil.Redis) {
 	t.Helper()
-	testutil.Docker(t)
-	w, err := worker.New(worker.Config{
-		Redis: r.Client,
-		Sandbox: worker.SandboxConfig{
-			AgentBinary: testutil.AgentBinary(t),
-			OCIRuntime:  os.Getenv("EXECQ_TEST_OCI_RUNTIME"),
-		},
-		Name:     "cli-" + uuid.NewString()[:8],
-		Image:    testutil.SandboxImage,
-		PoolSize: 2,
-		Logger:   testutil.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testutil.Context(t, 2*time.Minute)
-	if err := w.Start(ctx); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := w.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	if err := w.WaitWarm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	liveworker.Start(t, r.Client, "cli-"+uuid.NewString()[:8], 2)
 }
 
 // exitCase is a command line and the exit code, stdout and a part of

@@ -5,7 +5,6 @@ package harness_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,18 +17,6 @@ import (
 	"github.com/execq/execq/tasks"
 )
 
-// buildExecq builds cmd/execq into a directory of the test's.
-func buildExecq(t *testing.T) string {
-	t.Helper()
-	exe := filepath.Join(t.TempDir(), "execq")
-	cmd := exec.Command(testutil.GoTool(), "build", "-o", exe, "./cmd/execq")
-	cmd.Dir = testutil.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/execq: %v: %s", err, out)
-	}
-	return exe
-}
-
 // A worker process, as the benchmark and the chaos suite drive it: warm,
 // serving, its metrics, health, CPU time and memory read, then stopped.
 func TestWorkerProcess(t *testing.T) {
@@ -38,7 +25,7 @@ func TestWorkerProcess(t *testing.T) {
 	ctx := testutil.Context(t, 3*time.Minute)
 	name := "harness-test-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
 	w, err := harness.StartWorker(harness.WorkerConfig{
-		Exe:         buildExecq(t),
+		Exe:         testutil.ExecqBinary(t),
 		RedisURL:    r.URL,
 		PoolSize:    2,
 		Name:        name,

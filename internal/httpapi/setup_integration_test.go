@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,9 +23,9 @@ import (
 	"github.com/execq/execq/internal/metrics"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/internal/testutil/liveworker"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
-	"github.com/execq/execq/worker"
 )
 
 // Tokens of the tests' API.
@@ -271,35 +270,7 @@ func (s *sseReader) all(t *testing.T) []sseEvent {
 // and waits until its pool is warm; it stops when the test ends.
 func (b *bundle) startWorker(t *testing.T) {
 	t.Helper()
-	testutil.Docker(t)
-	w, err := worker.New(worker.Config{
-		Redis: b.redis.Client,
-		Sandbox: worker.SandboxConfig{
-			AgentBinary: testutil.AgentBinary(t),
-			OCIRuntime:  os.Getenv("EXECQ_TEST_OCI_RUNTIME"),
-		},
-		Name:     "api-" + uuid.NewString()[:8],
-		Image:    testutil.SandboxImage,
-		PoolSize: 2,
-		Logger:   testutil.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testutil.Context(t, 2*time.Minute)
-	if err := w.Start(ctx); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := w.Shutdown(ctx); err != nil {
-			t.Errorf("worker shutdown: %v", err)
-		}
-	})
-	if err := w.WaitWarm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	liveworker.Start(t, b.redis.Client, "api-"+uuid.NewString()[:8], 2)
 }
 
 // appendEvents writes events into an execution's stream as a worker does.

@@ -5,9 +5,7 @@ package mcpserver_test
 import (
 	"context"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,9 +19,9 @@ import (
 	"github.com/execq/execq/internal/mcpserver"
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/internal/testutil/liveworker"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
-	"github.com/execq/execq/worker"
 )
 
 // live is a worker on a real redis-server and the Docker engine, and an
@@ -41,39 +39,8 @@ func setupLive(t *testing.T) *live {
 	testutil.Docker(t)
 	r := testutil.StartRedis(t)
 	l := &live{ctx: testutil.Context(t, 5*time.Minute), redis: r, client: producer.New(r.Client, producer.Options{})}
-	l.exe = filepath.Join(t.TempDir(), "execq")
-	build := exec.Command(testutil.GoTool(), "build", "-o", l.exe, "./cmd/execq")
-	build.Dir = testutil.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/execq: %v: %s", err, out)
-	}
-	w, err := worker.New(worker.Config{
-		Redis: r.Client,
-		Sandbox: worker.SandboxConfig{
-			AgentBinary: testutil.AgentBinary(t),
-			OCIRuntime:  os.Getenv("EXECQ_TEST_OCI_RUNTIME"),
-		},
-		Name:     "mcp-" + uuid.NewString()[:8],
-		Image:    testutil.SandboxImage,
-		PoolSize: 2,
-		Logger:   testutil.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(l.ctx); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := w.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	if err := w.WaitWarm(l.ctx); err != nil {
-		t.Fatal(err)
-	}
+	l.exe = testutil.ExecqBinary(t)
+	liveworker.Start(t, r.Client, "mcp-"+uuid.NewString()[:8], 2)
 	return l
 }
 
@@ -82,6 +49,47 @@ func (l *live) mcpCommand(log io.Writer) *exec.Cmd {
 	cmd := exec.Command(l.exe, "mcp", "-v", "--redis", l.redis.URL)
 	cmd.Stderr = log
 	return cmd
+}
+
+// mcpProcess is a running `execq mcp` whose stdin and stdout the test holds.
+type mcpProcess struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	// exited receives the process's end once; put it back after reading.
+	exited chan error
+}
+
+// startMCP starts `execq mcp` with its stderr in log. At the test's end its
+// stdin is closed and it is killed if it has not exited within 10 s; the
+// log is shown when the test failed.
+func (l *live) startMCP(t *testing.T, log *testutil.Buffer) *mcpProcess {
+	t.Helper()
+	p := &mcpProcess{cmd: l.mcpCommand(log), exited: make(chan error, 1)}
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if p.stdout, err = p.cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("execq mcp's stderr:\n%s", log.String())
+		}
+	})
+	return p
 }
 
 // The SDK's client runs `execq mcp` and talks to it over its stdin and
@@ -259,29 +267,8 @@ func TestStdioEndCancels(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			log := &testutil.Buffer{}
-			cmd := l.mcpCommand(log)
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				stdin.Close()
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-				}
-			})
+			proc := l.startMCP(t, log)
+			cmd, stdin, stdout, exited := proc.cmd, proc.stdin, proc.stdout, proc.exited
 			s := connect(t, l.ctx, &mcp.IOTransport{Reader: io.NopCloser(stdout), Writer: nopCloser{stdin}}, false)
 			go func() {
 				_, _ = s.cs.CallTool(l.ctx, &mcp.CallToolParams{Name: "execute", Arguments: map[string]any{"command": "sleep 30"}})

@@ -71,32 +71,8 @@ func equal(t *testing.T, what string, got any, want string) {
 func TestRawJSONRPC(t *testing.T) {
 	l := setupLive(t)
 	log := &testutil.Buffer{}
-	cmd := l.mcpCommand(log)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("execq mcp's stderr:\n%s", log.String())
-		}
-	})
+	proc := l.startMCP(t, log)
+	stdin, stdout, exited := proc.stdin, proc.stdout, proc.exited
 	p := &rawPeer{t: t, stdin: stdin, lines: make(chan string, 256)}
 	go func() {
 		defer close(p.lines)
@@ -221,12 +197,12 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-// The same exchange from Python's standard library, when python3 is
-// installed: a client in another language than the server's.
+// The same exchange from Python's standard library: a client in another
+// language than the server's.
 func TestPythonClient(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("no python3: this client in another language is optional")
+		testutil.Missing(t, "python3 is not installed")
 	}
 	l := setupLive(t)
 	cmd := exec.CommandContext(l.ctx, python, filepath.Join("testdata", "raw_client.py"), l.exe, l.redis.URL)
