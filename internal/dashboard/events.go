@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"unicode/utf8"
 
+	"github.com/execq/execq/internal/httpapi"
 	"github.com/execq/execq/tasks"
 )
 
 // events streams one execution's events to the view as Server-Sent Events,
-// in the form of the API's event streams: the stream entry ID as id, the
-// event type as event, and as data {"text": …} for output that is valid
-// UTF-8, {"base64": …} otherwise, and the stream's own JSON for started and
-// exit. It ends after exit, or when the execution has none to wait for.
+// in the form of the API's event streams (httpapi.EventData): the stream
+// entry ID as id, the event type as event. It ends after exit, or when the execution has none to wait for.
 func (x *executions) events(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := tasks.ValidateID(id); err != nil {
@@ -45,25 +43,19 @@ func (x *executions) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeEvent writes ev as one Server-Sent Event.
+// writeEvent writes ev as one Server-Sent Event, its data as the API's
+// event streams carry it.
 func writeEvent(w io.Writer, ev tasks.Event) error {
-	var data []byte
-	switch ev.Type {
-	case tasks.EventStdout, tasks.EventStderr:
-		if utf8.Valid(ev.Data) {
-			data = mustJSON(map[string]string{"text": string(ev.Data)})
-		} else {
-			data = mustJSON(map[string][]byte{"base64": ev.Data})
-		}
-	default:
-		data = ev.Data
+	data, err := httpapi.EventData(ev)
+	if err != nil {
+		return err
 	}
 	if ev.ID != "" {
 		if _, err := fmt.Fprintf(w, "id: %s\n", ev.ID); err != nil {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
+	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
 	return err
 }
 

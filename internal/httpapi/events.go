@@ -221,7 +221,7 @@ func (o *eventWriter) comment(text string) {
 // event writes ev: data is {"text"} or {"base64"} for output, the
 // stream's own JSON for started and exit.
 func (o *eventWriter) event(ev tasks.Event) error {
-	data, err := eventData(ev)
+	data, err := EventData(ev)
 	if err != nil {
 		return err
 	}
@@ -270,9 +270,11 @@ func (o *eventWriter) flushLocked() bool {
 	return true
 }
 
-// eventData is the JSON data of ev; it never holds a newline, so it is one
+// EventData is the JSON data of ev as the event streams carry it: {"text"}
+// for output that is valid UTF-8, {"base64"} otherwise, and the stream's own
+// JSON, compacted, for started and exit. It never holds a newline, so it is one
 // SSE data line.
-func eventData(ev tasks.Event) (json.RawMessage, error) {
+func EventData(ev tasks.Event) (json.RawMessage, error) {
 	switch ev.Type {
 	case tasks.EventStdout, tasks.EventStderr:
 		var d OutputData

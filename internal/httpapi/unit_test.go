@@ -187,9 +187,9 @@ func TestEventData(t *testing.T) {
 		{tasks.Event{Type: tasks.EventStarted, Data: []byte("not json")}, `{"raw":"not json"}`},
 	}
 	for _, c := range cases {
-		got, err := eventData(c.ev)
+		got, err := EventData(c.ev)
 		if err != nil || string(got) != c.want {
-			t.Errorf("eventData(%s %q) = %s, %v; want %s", c.ev.Type, c.ev.Data, got, err, c.want)
+			t.Errorf("EventData(%s %q) = %s, %v; want %s", c.ev.Type, c.ev.Data, got, err, c.want)
 		}
 	}
 	for accept, want := range map[string]bool{
