@@ -12,7 +12,8 @@ import (
 
 // events streams one execution's events to the view as Server-Sent Events,
 // in the form of the API's event streams (httpapi.EventData): the stream
-// entry ID as id, the event type as event. It ends after exit, or when the execution has none to wait for.
+// entry ID as id, the event type as event. It ends after exit, or when the
+// execution has none to wait for.
 func (x *executions) events(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := tasks.ValidateID(id); err != nil {
