@@ -113,7 +113,7 @@ func TestHostileCode(t *testing.T) {
 			},
 		},
 		{
-			name:   "output_flood_both_streams",
+			name: "output_flood_both_streams",
 			req: tasks.ExecRequest{Cmd: sh(fmt.Sprintf(`head -c %[1]d /dev/zero >&2 & head -c %[1]d /dev/zero; wait`, floodBytes(256<<20))),
 				Timeout: 2 * time.Minute},
 			want:   []tasks.Status{tasks.StatusSucceeded},
