@@ -55,6 +55,13 @@ func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id s
 	if err := wire.Check(); err != nil {
 		return "", false, err
 	}
+	if req.Session != "" {
+		// Its place in the session, and the queue of the session's worker.
+		if err := c.admit(ctx, &req); err != nil {
+			return "", false, err
+		}
+		wire.Queue, wire.SessionSeq = req.Queue, req.SessionSeq
+	}
 	payload, err := tasks.EncodeRequest(&wire)
 	if err != nil {
 		return "", false, err

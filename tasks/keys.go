@@ -101,3 +101,24 @@ const FinishedLength = 10000
 func (k Keys) StatusCounts(minute int64) string {
 	return k.prefix() + ":counts:" + strconv.FormatInt(minute, 10)
 }
+
+// Session is the hash holding a session's state (see SessionInfo). Every
+// key of one session carries its ID in a hash tag.
+func (k Keys) Session(id string) string { return k.execution(id, "session") }
+
+// SessionExecutions is the hash of a session's admitted executions: field
+// execution ID, value its place in the session (ExecRequest.SessionSeq).
+func (k Keys) SessionExecutions(id string) string { return k.execution(id, "session-execs") }
+
+// SessionReady is the list a worker pushes to once the session is open or
+// could not be opened, on which its creator blocks.
+func (k Keys) SessionReady(id string) string { return k.execution(id, "session-ready") }
+
+// Sessions is the sorted set of the sessions created within the
+// retention period, scored by their creation (Unix ms).
+func (k Keys) Sessions() string { return k.prefix() + ":sessions" }
+
+// LiveSessions is the sorted set of the sessions not yet ended, scored by
+// their creation (Unix ms): what workers look through for sessions whose
+// worker died.
+func (k Keys) LiveSessions() string { return k.prefix() + ":sessions:live" }

@@ -93,6 +93,15 @@ type ExecRequest struct {
 	// so of its Digest: the same ID submitted by another owner is a
 	// conflict. Empty: nobody in particular.
 	Owner string `json:"owner,omitempty"`
+	// Session names the session the execution runs in: in its sandbox,
+	// after the session's earlier executions, with what they left in
+	// /workspace and the processes they left running. The session decides
+	// the image and the limits, so Image, MemoryBytes, CPUs and Pids stay
+	// empty; Language may be given when its image is the session's.
+	Session string `json:"session,omitempty"`
+	// SessionSeq is the execution's place in its session, set by the
+	// producer when the session admits it; executions run in its order.
+	SessionSeq int64 `json:"sessionSeq,omitempty"`
 }
 
 // File is a file put into /workspace before the command runs.
@@ -323,7 +332,8 @@ func EncodeRequest(r *ExecRequest) ([]byte, error) {
 	return b, nil
 }
 
-// Digest is a hash of what r asks for: everything but SubmittedAt. An
+// Digest is a hash of what r asks for: everything but SubmittedAt and
+// SessionSeq. An
 // execution ID is bound to the digest of the request first submitted
 // under it; another request under the same ID is a conflict.
 //
@@ -333,7 +343,7 @@ func EncodeRequest(r *ExecRequest) ([]byte, error) {
 // before they could travel beside the task. Of a request that holds
 // references, it covers the references, and so the inputs' SHA-256.
 func (r ExecRequest) Digest() (string, error) {
-	r.SubmittedAt = time.Time{}
+	r.SubmittedAt, r.SessionSeq = time.Time{}, 0
 	b, err := json.Marshal(r.wire())
 	if err != nil {
 		return "", fmt.Errorf("digest of the request: %w", err)

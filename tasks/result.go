@@ -67,6 +67,8 @@ type Result struct {
 	// StepRun otherwise. Empty for a request without a language, and
 	// when nothing ran.
 	Step Step `json:"step,omitempty"`
+	// Session names the session the execution ran in, or is "".
+	Session string `json:"session,omitempty"`
 	// Worker names the worker process that ran the command.
 	Worker    string     `json:"worker,omitempty"`
 	Image     string     `json:"image,omitempty"`

@@ -270,6 +270,26 @@ func (r *ExecRequest) check(p *problems) {
 	if r.MaxOutputBytes < 0 {
 		p.addf("output cap %d is negative", r.MaxOutputBytes)
 	}
+	if r.Session != "" {
+		r.checkSession(p)
+	}
+}
+
+// checkSession checks what a session decides is not also given.
+func (r *ExecRequest) checkSession(p *problems) {
+	if err := ValidateID(r.Session); err != nil {
+		p.addf("session: %v", err)
+	}
+	for name, given := range map[string]bool{
+		"image": r.Image != "", "memoryBytes": r.MemoryBytes != 0, "cpus": r.CPUs != 0, "pids": r.Pids != 0,
+	} {
+		if given {
+			p.addf("%s given with session %s: the session decides its sandbox's image and limits", name, r.Session)
+		}
+	}
+	if r.SessionSeq < 0 {
+		p.addf("sessionSeq %d is negative", r.SessionSeq)
+	}
 }
 
 // MaxLanguageName bounds the length of a language's name.

@@ -7,7 +7,10 @@
 //	execq-agent idle                                    the docker-exec runtime's keepalive
 //	execq-agent reset --uid U --gid G [--wipe DIR]...   the docker-exec runtime's reset, run as the user;
 //	                                                     prints a JSON report
-//	execq-agent kill --uid U                            kills every process of the user
+//	execq-agent kill --uid U [--keep]                   kills every process of the user; with --keep, those
+//	                                                     not in the snapshot read from stdin and not
+//	                                                     descended from one of it
+//	execq-agent snapshot --uid U                        prints the user's processes as a JSON snapshot
 //	execq-agent put [--max-bytes N]                     extracts a tar archive from stdin into /workspace
 //	execq-agent collect --glob G... [--max-bytes N] [--max-entries N] [--budget D]
 //	                                                     writes a tar archive of the matching files to stdout
@@ -40,7 +43,7 @@ var name = fmt.Sprintf("execq-agent protocol %d (%s)", proto.Version, runtime.Ve
 
 func main() {
 	if len(os.Args) < 2 {
-		fatal(errors.New("usage: execq-agent serve|idle|reset|kill|put|collect|launch|version"))
+		fatal(errors.New("usage: execq-agent serve|idle|reset|kill|snapshot|put|collect|launch|version"))
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	switch cmd {
@@ -54,6 +57,8 @@ func main() {
 		fatal(reset(args))
 	case "kill":
 		fatal(kill(args))
+	case "snapshot":
+		fatal(snapshot(args))
 	case "put":
 		fatal(put(args))
 	case "collect":
@@ -150,9 +155,29 @@ func kill(args []string) error {
 	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
 	sb := sandboxFlags(fs)
 	budget := fs.Duration("budget", 2*time.Second, "the most the kill may take")
+	keep := fs.Bool("keep", false, "spare the processes of the snapshot on stdin and their children")
 	parse(fs, args)
+	if *keep {
+		var before agent.Snapshot
+		if err := json.NewDecoder(os.Stdin).Decode(&before); err != nil {
+			return fmt.Errorf("read the snapshot: %w", err)
+		}
+		_, err := sb.KillNew(before, time.Now().Add(*budget))
+		return err
+	}
 	_, err := sb.KillAll(time.Now().Add(*budget))
 	return err
+}
+
+func snapshot(args []string) error {
+	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
+	sb := sandboxFlags(fs)
+	parse(fs, args)
+	snap, err := sb.Snapshot()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(snap)
 }
 
 func put(args []string) error {

@@ -23,6 +23,7 @@ import (
 type execution struct {
 	s        *Server
 	pid      int
+	keep     Snapshot // with Exec.KeepOthers: what a kill spares
 	killed   atomic.Bool
 	finished atomic.Bool // set before the Exit is sent
 
@@ -51,6 +52,13 @@ func (s *Server) startExec(x proto.Exec) error {
 		p.closeParent()
 		return s.failed(proto.FailOther, err.Error())
 	}
+	var keep Snapshot
+	if x.KeepOthers {
+		if keep, err = s.cfg.Sandbox.Snapshot(); err != nil {
+			p.closeParent()
+			return s.failed(proto.FailOther, err.Error())
+		}
+	}
 	oom0 := -1
 	if x.CountOOMKills {
 		oom0 = oomKills()
@@ -71,7 +79,7 @@ func (s *Server) startExec(x proto.Exec) error {
 		p.closeParent()
 		return s.sendJSON(proto.TFailed, failed)
 	}
-	return s.running(pid, exited, oom0, stdinW, stdoutR, stderrR)
+	return s.running(pid, keep, exited, oom0, stdinW, stdoutR, stderrR)
 }
 
 // pipes holds a command's descriptors: the child's ends, closed here once
@@ -180,8 +188,8 @@ func (s *Server) spawnLaunched(x proto.Exec, env []string, files []uintptr) (int
 
 // running tracks a started command, answers Started, and streams its
 // output until its exit.
-func (s *Server) running(pid int, exited <-chan exitStatus, oom0 int, stdinW, stdoutR, stderrR *os.File) error {
-	e := &execution{s: s, pid: pid}
+func (s *Server) running(pid int, keep Snapshot, exited <-chan exitStatus, oom0 int, stdinW, stdoutR, stderrR *os.File) error {
+	e := &execution{s: s, pid: pid, keep: keep}
 	if stdinW != nil {
 		e.stdinCh = make(chan []byte, proto.StdinWindow/proto.DataChunk+2)
 		e.stdinW = stdinW
@@ -305,10 +313,19 @@ func (e *execution) writeStdin(w *os.File) {
 	}
 }
 
-// kill kills every process of the sandbox; the Exit follows.
+// kill kills every process of the sandbox, or with Exec.KeepOthers those
+// the command started; the Exit follows.
 func (e *execution) kill() {
 	e.killed.Store(true)
-	if _, err := e.s.cfg.Sandbox.KillAll(time.Now().Add(killBudget)); err != nil {
+	deadline := time.Now().Add(killBudget)
+	if e.keep != nil {
+		_, err := e.s.cfg.Sandbox.KillNew(e.keep, deadline)
+		if err == nil {
+			return
+		}
+		e.s.cfg.Log.Printf("kill the command's processes: %v; killing every process", err)
+	}
+	if _, err := e.s.cfg.Sandbox.KillAll(deadline); err != nil {
 		e.s.cfg.Log.Printf("kill: %v", err)
 	}
 }

@@ -25,6 +25,10 @@ import (
 // ErrClosed is returned by Acquire once Stop has begun.
 var ErrClosed = errors.New("pool is stopped")
 
+// ErrNoSessionRoom is returned by AcquireSession when the pool holds
+// Config.Sessions containers for sessions already.
+var ErrNoSessionRoom = errors.New("the worker holds as many sessions as it may")
+
 // Runtime is what the pool needs from a container runtime.
 type Runtime interface {
 	Create(ctx context.Context, image string, limits sandbox.Limits) (sandbox.Sandbox, error)
@@ -72,8 +76,12 @@ type Config struct {
 	// Owner names this worker; it is what the runtime labels containers
 	// with. Required.
 	Owner string
-	// Size is how many containers the pool holds at most. Defaults to 4.
+	// Size is how many containers the pool holds at most for executions.
+	// Defaults to 4.
 	Size int
+	// Sessions is how many containers sessions may hold besides, taken
+	// with AcquireSession; 0 allows none.
+	Sessions int
 	// Limits are the warm containers' limits; zero fields are the
 	// runtime's defaults.
 	Limits sandbox.Limits
@@ -170,6 +178,8 @@ type entry struct {
 	name  string // the image as it was asked for, for Stats
 	uses  int
 	state state
+	// session: held by a session, beside the pool's Size.
+	session bool
 }
 
 // target is an image the pool keeps warm.
@@ -197,6 +207,7 @@ type Pool struct {
 	all      map[string]*entry // every container the pool holds
 	idle     []*entry          // ready, most recently used last
 	creating int               // creations in flight
+	sessions int               // containers held or being created for sessions
 	targets  []*target         // the images kept warm
 	cold     map[string]int    // creations for a lease in flight, by image name
 	changed  chan struct{}     // closed and renewed on every change
@@ -335,7 +346,7 @@ func (p *Pool) Acquire(ctx context.Context, img sandbox.Image, limits sandbox.Li
 		}
 		// A reset takes far less than a creation: wait for it.
 		resetting := p.resettingServesLocked(image, limits)
-		room := !resetting && len(p.all)+p.creating < p.cfg.Size
+		room := !resetting && p.countLocked() < p.cfg.Size
 		if !room && !resetting {
 			if victim := p.takeIdleOtherLocked(image, limits); victim != nil {
 				delete(p.all, victim.sb.ID())
@@ -476,15 +487,76 @@ func (p *Pool) surplusLocked(id string) bool {
 	return true
 }
 
-// heldLocked counts the pool's containers of the image ID, in any state.
+// heldLocked counts the pool's containers of the image ID, in any state,
+// but those held by sessions.
 func (p *Pool) heldLocked(id string) int {
 	n := 0
 	for _, e := range p.all {
-		if e.sb.Image() == id {
+		if e.sb.Image() == id && !e.session {
 			n++
 		}
 	}
 	return n
+}
+
+// countLocked counts the containers within Size: those held or being
+// created, but those of sessions.
+func (p *Pool) countLocked() int {
+	n := p.creating
+	for _, e := range p.all {
+		if !e.session {
+			n++
+		}
+	}
+	return n
+}
+
+// AcquireSession returns a container of img for a session to hold beside
+// the pool's Size: an idle one when there is one (the pool warms another
+// in its place), a new one otherwise. It returns ErrNoSessionRoom when
+// Config.Sessions containers are held for sessions. Its lease's Reuse
+// gives the container to the pool, to be reset and serve executions, when
+// the pool has room for it, and removes it otherwise.
+func (p *Pool) AcquireSession(ctx context.Context, img sandbox.Image, limits sandbox.Limits) (*Lease, error) {
+	image, name := img.ID, cmp.Or(img.Ref, img.ID)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if p.sessions >= p.cfg.Sessions {
+		p.mu.Unlock()
+		return nil, ErrNoSessionRoom
+	}
+	p.sessions++
+	if e := p.takeIdleLocked(image, limits); e != nil {
+		e.state, e.session = stateBusy, true
+		e.uses++
+		p.fillLocked()
+		p.notifyLocked()
+		p.mu.Unlock()
+		return &Lease{p: p, e: e}, nil
+	}
+	p.mu.Unlock()
+	if p.cfg.OnColdStart != nil {
+		p.cfg.OnColdStart(name)
+	}
+	sb, err := p.create(ctx, image, limits)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.notifyLocked()
+	if err != nil {
+		p.sessions--
+		return nil, err
+	}
+	if p.closed {
+		p.sessions--
+		p.removeLocked(&entry{sb: sb}, "")
+		return nil, ErrClosed
+	}
+	e := &entry{sb: sb, name: name, uses: 1, state: stateBusy, session: true}
+	p.all[sb.ID()] = e
+	return &Lease{p: p, e: e}, nil
 }
 
 func (p *Pool) release(e *entry, cause string) {
@@ -501,6 +573,16 @@ func (p *Pool) release(e *entry, cause string) {
 		return
 	}
 	defer p.mu.Unlock()
+	if e.session {
+		e.session = false
+		p.sessions--
+		if cause == "" && p.countLocked() > p.cfg.Size {
+			// The pool is full without it: removed, not replaced.
+			delete(p.all, e.sb.ID())
+			p.removeLocked(e, "")
+			return
+		}
+	}
 	if cause == "" && e.uses >= p.cfg.MaxUses {
 		cause = CauseMaxUses
 	}
@@ -566,7 +648,7 @@ func (p *Pool) fillLocked() {
 	if p.closed {
 		return
 	}
-	for len(p.all)+p.creating < p.cfg.Size {
+	for p.countLocked() < p.cfg.Size {
 		t := p.neediestLocked()
 		if t == nil {
 			return
@@ -640,13 +722,16 @@ func (p *Pool) notifyLocked() {
 // Stats counts the pool's containers.
 type Stats struct {
 	Idle, Busy, Resetting, Creating int
+	// Sessions counts the containers held by sessions (also counted as
+	// Busy) or being created for them.
+	Sessions int
 }
 
 // Stats returns the current counts.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Creating: p.creating}
+	s := Stats{Creating: p.creating, Sessions: p.sessions}
 	for _, e := range p.all {
 		switch e.state {
 		case stateIdle:

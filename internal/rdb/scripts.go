@@ -130,3 +130,134 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
+
+// createSessionScript records a new session, once.
+//
+// KEYS[1] the session hash
+// ARGV[1] its expiry in milliseconds (its lifetime plus the retention)
+// ARGV[2…] its fields: name, value, name, value, …
+//
+// Returns {1, ""} when it was created, {0, owner} when a session with the
+// ID exists (nothing is changed then).
+var createSessionScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then
+	return {0, redis.call("HGET", KEYS[1], "owner") or ""}
+end
+for i = 2, #ARGV, 2 do
+	redis.call("HSET", KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[1])
+return {1, ""}
+`)
+
+// openSessionScript marks a session being created as open on a worker,
+// and wakes its creator.
+//
+// KEYS[1] the session hash
+// KEYS[2] the session's ready list
+// ARGV[1] the worker, ARGV[2] its session queue, ARGV[3] the container
+// ARGV[4] now (Unix ms), ARGV[5] the image
+//
+// Returns the status the session had: "creating" when it is now open.
+var openSessionScript = redis.NewScript(`
+local status = redis.call("HGET", KEYS[1], "status")
+if status ~= "creating" then
+	return status or ""
+end
+redis.call("HSET", KEYS[1], "status", "open", "worker", ARGV[1], "queue", ARGV[2], "container", ARGV[3],
+	"opened_ms", ARGV[4], "active_ms", ARGV[4], "image", ARGV[5])
+redis.call("RPUSH", KEYS[2], "open")
+redis.call("PEXPIRE", KEYS[2], redis.call("PTTL", KEYS[1]))
+return status
+`)
+
+// admitSessionScript admits an execution to an open session, once: it
+// gets the next place in the session's order.
+//
+// KEYS[1] the session hash
+// KEYS[2] the session's executions hash
+// ARGV[1] the execution ID, ARGV[2] its owner
+//
+// Returns {1, seq, queue} when admitted now, {2, seq, queue} when it was
+// admitted before, {0, status, error} when the session admits nothing,
+// {-1} when there is no such session, {-2} when its owner is another.
+var admitSessionScript = redis.NewScript(`
+local s = redis.call("HMGET", KEYS[1], "status", "owner", "queue", "error")
+if not s[1] then
+	return {-1}
+end
+if (s[2] or "") ~= ARGV[2] then
+	return {-2}
+end
+local seq = redis.call("HGET", KEYS[2], ARGV[1])
+if seq then
+	return {2, tonumber(seq), s[3] or ""}
+end
+if s[1] ~= "open" then
+	return {0, s[1], s[4] or ""}
+end
+seq = redis.call("HINCRBY", KEYS[1], "seq", 1)
+redis.call("HSET", KEYS[2], ARGV[1], seq)
+redis.call("PEXPIRE", KEYS[2], redis.call("PTTL", KEYS[1]))
+return {1, seq, s[3] or ""}
+`)
+
+// closeSessionScript asks for a session to be closed: a session being
+// created or open becomes closing, with its cause; its worker does the
+// rest.
+//
+// KEYS[1] the session hash
+// ARGV[1] the owner asking, ARGV[2] the cause
+//
+// Returns {1, running} when it is now closing, {2, running} when it was
+// already, {0, status} when it had ended, {-1} when there is no such
+// session, {-2} when its owner is another.
+var closeSessionScript = redis.NewScript(`
+local s = redis.call("HMGET", KEYS[1], "status", "owner", "running")
+if not s[1] then
+	return {-1}
+end
+if (s[2] or "") ~= ARGV[1] then
+	return {-2}
+end
+if s[1] == "closing" then
+	return {2, s[3] or ""}
+end
+if s[1] ~= "open" and s[1] ~= "creating" then
+	return {0, s[1]}
+end
+redis.call("HSET", KEYS[1], "status", "closing", "cause", ARGV[2])
+return {1, s[3] or ""}
+`)
+
+// endSessionScript ends a session, once: closed or lost.
+//
+// KEYS[1] the session hash
+// KEYS[2] the session's executions hash
+// KEYS[3] the session's ready list
+// ARGV[1] the status (closed or lost), ARGV[2] the cause, ARGV[3] the error
+// ARGV[4] now (Unix ms), ARGV[5] the retention in milliseconds
+// ARGV[6] the worker that must hold it, or "" for any
+//
+// Returns 1 when it ended now, 0 when it had ended or another worker holds
+// it.
+var endSessionScript = redis.NewScript(`
+local s = redis.call("HMGET", KEYS[1], "status", "worker", "cause")
+if not s[1] or s[1] == "closed" or s[1] == "lost" then
+	return 0
+end
+if ARGV[6] ~= "" and (s[2] or "") ~= ARGV[6] then
+	return 0
+end
+local cause = ARGV[2]
+if s[1] == "closing" and s[3] and ARGV[1] == "closed" then
+	cause = s[3]
+end
+redis.call("HSET", KEYS[1], "status", ARGV[1], "cause", cause, "error", ARGV[3], "ended_ms", ARGV[4])
+redis.call("HDEL", KEYS[1], "running")
+redis.call("RPUSH", KEYS[3], ARGV[1])
+for i = 1, 3 do
+	redis.call("PEXPIRE", KEYS[i], ARGV[5])
+end
+return 1
+`)

@@ -67,6 +67,11 @@ type Command struct {
 	// Stdout and Stderr receive the command's output as it is produced,
 	// from one goroutine at a time.
 	Stdout, Stderr io.Writer
+	// KeepOthers makes a kill at the end of ctx spare the processes that
+	// ran before the command started and their children: only what the
+	// command started (its children, and its orphans) is killed. A
+	// session's sandbox runs its commands so.
+	KeepOthers bool
 }
 
 // StartReason says why a command could not start.
@@ -178,8 +183,9 @@ type Sandbox interface {
 	// Run runs cmd and returns as soon as its main process exits, whatever
 	// its children do: output they write afterwards is not waited for. A
 	// command that cannot start gives a *StartError. When ctx ends first,
-	// Run kills every process of the sandbox's user and returns the outcome
-	// so far and an error wrapping context.Cause(ctx).
+	// Run kills every process of the sandbox's user (with cmd.KeepOthers,
+	// those the command started) and returns the outcome so far and an
+	// error wrapping context.Cause(ctx).
 	Run(ctx context.Context, cmd Command) (Outcome, error)
 	// KillAll kills every process of the sandbox's user and returns once
 	// none is left.

@@ -52,7 +52,7 @@ import (
 
 // Version is the protocol version. A worker and an agent of different
 // versions refuse each other.
-const Version = 1
+const Version = 2
 
 // MaxFrame bounds a frame's length (type byte and payload).
 const MaxFrame = 1<<20 + 1
@@ -146,6 +146,10 @@ type Exec struct {
 	// CountOOMKills asks the agent to count the memory limit's kills from
 	// its cgroup (Exit.OOMKills), for a worker that cannot read the host's.
 	CountOOMKills bool `json:"countOomKills,omitempty"`
+	// KeepOthers asks that a kill of the command end only the processes it
+	// started, and leave those that ran before it (and their children),
+	// as a session's sandbox keeps what earlier commands left running.
+	KeepOthers bool `json:"keepOthers,omitempty"`
 }
 
 // Rlimit is one resource limit (RLIMIT_* number, as in setrlimit(2)).

@@ -84,6 +84,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		Rlimits: []proto.Rlimit{{Resource: unix.RLIMIT_NPROC, Soft: uint64(s.Limits().Pids), Hard: uint64(s.Limits().Pids)}},
 		// Where the host's cgroups cannot be read, the agent counts.
 		CountOOMKills: !s.Accounted(),
+		KeepOthers:    cmd.KeepOthers,
 	}
 	start := time.Now()
 	if err := s.conn.sendJSON(proto.TExec, x); err != nil {

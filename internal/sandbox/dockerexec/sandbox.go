@@ -61,6 +61,16 @@ func (s *Sandbox) PutFiles(ctx context.Context, files []tasks.File) error {
 // Run runs cmd through docker exec as the user. See sandbox.Sandbox.
 func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome, error) {
 	out := sandbox.Outcome{ExitCode: -1, Reusable: true}
+	var before []byte
+	if cmd.KeepOthers {
+		// What runs now is spared by a kill: one more exec, a step of a
+		// session pays it.
+		snap, err := s.snapshot(ctx)
+		if err != nil {
+			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
+		}
+		before = snap
+	}
 	stdout := &headFilter{w: orDiscard(cmd.Stdout), prefixes: []string{startFailurePrefix}}
 	acct := s.BeginAccounting()
 	start := time.Now()
@@ -92,7 +102,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 			}
 			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 		}
-		if kerr := s.KillAll(context.WithoutCancel(ctx)); kerr != nil {
+		if kerr := s.killSince(context.WithoutCancel(ctx), before); kerr != nil {
 			// A fork bomb that holds every process slot leaves no room for
 			// the helper: the container goes down with its processes.
 			out.Reusable = false
@@ -136,6 +146,31 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		out.OOMKilled = s.OOMKilledFlag(ctx)
 	}
 	return out, nil
+}
+
+// snapshot records the user's processes that run now, through the helper.
+func (s *Sandbox) snapshot(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.rt.cfg.HelperTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	if _, err := s.helper(ctx, append([]string{"snapshot"}, s.sandboxArgs()...), nil, &limitedBuffer{buf: &out, max: 4 << 20}); err != nil {
+		return nil, fmt.Errorf("list the processes of %s: %w", docker.Short(s.ID()), err)
+	}
+	return out.Bytes(), nil
+}
+
+// killSince kills what was started since the snapshot before was taken,
+// or every process of the user when there is none.
+func (s *Sandbox) killSince(ctx context.Context, before []byte) error {
+	if before == nil {
+		return s.KillAll(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.rt.cfg.HelperTimeout)
+	defer cancel()
+	if _, err := s.helper(ctx, append([]string{"kill", "--keep"}, s.sandboxArgs()...), bytes.NewReader(before), nil); err != nil {
+		return fmt.Errorf("kill in %s: %w", docker.Short(s.ID()), err)
+	}
+	return nil
 }
 
 // KillAll kills every process of the user through the helper.
