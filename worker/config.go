@@ -25,6 +25,7 @@ const (
 	DefaultMaxUses           = 1000
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultAcquireTimeout    = 2 * time.Minute
+	DefaultMaxSessions       = 4
 )
 
 // BuiltImages are the images execq builds (make sandbox-image,
@@ -64,6 +65,11 @@ type Config struct {
 	// kept idle for the next one until their slot is needed. Every image
 	// must be allowed. Defaults to PoolSize containers of Image.
 	Warm []WarmImage
+	// MaxSessions is how many sessions the worker holds at once, each with
+	// a container of its own beside the pool's PoolSize; an idle session
+	// holds its container, not an execution slot (Concurrency). Defaults
+	// to DefaultMaxSessions; negative holds none.
+	MaxSessions int
 	// Concurrency is how many executions run at once. Defaults to PoolSize:
 	// more would only wait for a container.
 	Concurrency int
@@ -141,6 +147,7 @@ const (
 	DefaultSweep         = 2 * time.Second
 	DefaultEngineCheck   = 5 * time.Second
 	DefaultCancelPoll    = time.Second
+	DefaultSessionCheck  = 500 * time.Millisecond
 )
 
 // Intervals time the worker's background work. A zero field takes its
@@ -171,6 +178,10 @@ type Intervals struct {
 	// read, in case an announcement was lost while the connection was
 	// down. Defaults to DefaultCancelPoll.
 	CancelPoll time.Duration
+	// SessionCheck is how often the worker looks for its sessions that were
+	// closed, went idle or reached their lifetime. Defaults to
+	// DefaultSessionCheck.
+	SessionCheck time.Duration
 	// Reconcile is how often the pool compares its containers with the
 	// engine's, removing dead workers' containers and replacing its own
 	// that died. Defaults to DeadAfter.
@@ -191,6 +202,7 @@ func (iv Intervals) withDefaults() Intervals {
 	orDefault(&iv.EngineCheck, DefaultEngineCheck)
 	orDefault(&iv.CancelPoll, DefaultCancelPoll)
 	orDefault(&iv.Reconcile, iv.DeadAfter)
+	orDefault(&iv.SessionCheck, DefaultSessionCheck)
 	return iv
 }
 
@@ -212,6 +224,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = c.PoolSize
+	}
+	switch {
+	case c.MaxSessions == 0:
+		c.MaxSessions = DefaultMaxSessions
+	case c.MaxSessions < 0:
+		c.MaxSessions = 0
 	}
 	if len(c.Queues) == 0 {
 		c.Queues = map[string]int{tasks.DefaultQueue: 1}

@@ -71,6 +71,9 @@ type execution struct {
 	// attempt writes this attempt's events and result, fenced by its
 	// number; set once the attempt is counted.
 	attempt *rdb.Attempt
+	// inSession: the execution runs in a session's sandbox, whose other
+	// processes a kill spares and whose limits are the session's.
+	inSession bool
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -108,6 +111,10 @@ func (e *execution) process(ctx context.Context) error {
 	}
 	if err := req.Validate(e.w.cfg.Limits, len(payload)); err != nil {
 		return e.reject(ctx, err)
+	}
+	if req.Session != "" {
+		e.res.Session = req.Session
+		return e.runInSession(ctx, runCtx, cancel)
 	}
 	// The worker's catalogue, not the producer's, decides what a language
 	// runs, and its image passes the same allow-list as any other.
@@ -207,14 +214,21 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 		return e.failed(ctx, runCtx, err)
 	}
 	ran := e.execute(ctx, runCtx, sb)
+	replace, err = e.settle(ctx, runCtx, sb, ran)
+	return err
+}
+
+// settle stores the result of the command that ran, or has it retried;
+// it returns why the sandbox must be replaced ("" when it may serve on).
+func (e *execution) settle(ctx, runCtx context.Context, sb sandbox.Sandbox, ran ranCommand) (string, error) {
 	end := classify(ran)
-	replace = end.replace
+	replace := end.replace
 	if end.requeue {
 		e.log.Warn("execution interrupted; it will be retried", "err", ran.err)
-		return ctx.Err()
+		return replace, ctx.Err()
 	}
 	if end.retry != nil {
-		return e.retry(ctx, end.retry)
+		return replace, e.retry(ctx, end.retry)
 	}
 	e.res.ExitCode = end.exitCode
 	message := end.message
@@ -229,7 +243,7 @@ func (e *execution) run(ctx, runCtx context.Context) error {
 	if ran.streamErr != nil {
 		message = joinMessage(message, "part of the output could not be streamed: "+ran.streamErr.Error())
 	}
-	return e.finish(ctx, end.status, message)
+	return replace, e.finish(ctx, end.status, message)
 }
 
 // acquire takes a container of the execution's image. A nil lease comes
@@ -326,12 +340,13 @@ func (e *execution) execute(ctx, runCtx context.Context, sb sandbox.Sandbox) ran
 		}
 		e.res.Step = st.name
 		outcome, err = sb.Run(cmdCtx, sandbox.Command{
-			Cmd:    st.cmd,
-			Env:    envList(req.Env),
-			Dir:    workDir(req.WorkDir),
-			Stdin:  stdin,
-			Stdout: out.Stdout(),
-			Stderr: out.Stderr(),
+			Cmd:        st.cmd,
+			Env:        envList(req.Env),
+			Dir:        workDir(req.WorkDir),
+			Stdin:      stdin,
+			Stdout:     out.Stdout(),
+			Stderr:     out.Stderr(),
+			KeepOthers: e.inSession,
 		})
 		took += outcome.Duration
 		used = addResources(used, outcome.Resources)
@@ -379,8 +394,8 @@ func addResources(a, b *tasks.Resources) *tasks.Resources {
 // deadline.
 const collectBudget = 5 * time.Second
 
-// collect kills what the command left, so that nothing rewrites the files
-// while they are read, and collects them within the command's deadline
+// collect kills what the command left (but in a session), so that nothing
+// rewrites the files while they are read, and collects them within the command's deadline
 // plus collectBudget. It returns a message for the result when something
 // went wrong, and the replacement cause when the container cannot be
 // trusted after it.
@@ -390,8 +405,12 @@ func (e *execution) collect(runCtx context.Context, sb sandbox.Sandbox, deadline
 	}
 	ctx, cancel := context.WithDeadline(runCtx, deadline.Add(collectBudget))
 	defer cancel()
-	if err := sb.KillAll(ctx); err != nil {
-		return pool.CauseError, "files not collected: the command's processes could not be killed first: " + err.Error()
+	// A session keeps what its executions left running, and what they
+	// write meanwhile may be collected half-written.
+	if !e.inSession {
+		if err := sb.KillAll(ctx); err != nil {
+			return pool.CauseError, "files not collected: the command's processes could not be killed first: " + err.Error()
+		}
 	}
 	res, err := sb.Collect(ctx, sandbox.CollectSpec{
 		Globs:      e.req.Collect,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/execq/execq/internal/clock"
@@ -20,6 +21,7 @@ type heartbeat struct {
 	clock clock.Clock
 	log   *slog.Logger
 	loop  *loop.Loop
+	last  atomic.Int64 // Unix ns of the last heartbeat recorded
 }
 
 func newHeartbeat(store *rdb.Store, name string, every time.Duration, clk clock.Clock, log *slog.Logger) *heartbeat {
@@ -29,8 +31,16 @@ func newHeartbeat(store *rdb.Store, name string, every time.Duration, clk clock.
 }
 
 func (h *heartbeat) beat(ctx context.Context) error {
-	return h.store.Heartbeat(ctx, h.name, h.clock.Now())
+	now := h.clock.Now()
+	if err := h.store.Heartbeat(ctx, h.name, now); err != nil {
+		return err
+	}
+	h.last.Store(now.UnixNano())
+	return nil
 }
+
+// lastBeat is when the last heartbeat was recorded.
+func (h *heartbeat) lastBeat() time.Time { return time.Unix(0, h.last.Load()) }
 
 // start records the first heartbeat, and fails when it cannot, before it
 // keeps beating in the background.

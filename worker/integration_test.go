@@ -4,6 +4,7 @@ package worker_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type setupOptions struct {
 	warm            []worker.WarmImage
 	observer        worker.Observer
 	queues          map[string]int
+	maxSessions     int
+	intervals       worker.Intervals
+	name            string
 }
 
 func setupIntegration(t *testing.T, opts setupOptions) *bundle {
@@ -65,7 +69,8 @@ func startWorker(t *testing.T, client redis.UniversalClient, opts setupOptions) 
 	if opts.poolSize == 0 {
 		opts.poolSize = 2
 	}
-	name := worker.DefaultName()
+	opts.runtime = cmp.Or(opts.runtime, worker.RuntimeAgent)
+	name := cmp.Or(opts.name, worker.DefaultName())
 	log := testutil.Logger(t)
 	rt := testutil.NewRuntime(t, cli, opts.runtime, name, testutil.RuntimeOptions{Logger: log})
 	w, err := worker.New(worker.Config{
@@ -83,6 +88,8 @@ func startWorker(t *testing.T, client redis.UniversalClient, opts setupOptions) 
 		Warm:            opts.warm,
 		Observer:        opts.observer,
 		Queues:          opts.queues,
+		MaxSessions:     opts.maxSessions,
+		Intervals:       opts.intervals,
 		Logger:          log,
 	})
 	if err != nil {

@@ -125,6 +125,9 @@ func (*coldRecorder) ContainerReplaced(string)                                  
 func (*coldRecorder) ContainerCreated(time.Duration, error)                        {}
 func (*coldRecorder) SandboxReset(time.Duration, error)                            {}
 func (*coldRecorder) EngineUp(bool)                                                {}
+func (*coldRecorder) SessionOpened()                                               {}
+func (*coldRecorder) SessionsOpen(int)                                             {}
+func (*coldRecorder) SessionClosed(string)                                         {}
 
 func (r *coldRecorder) ColdStart(image string) {
 	r.mu.Lock()

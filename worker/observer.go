@@ -27,6 +27,13 @@ type Observer interface {
 	SandboxReset(d time.Duration, err error)
 	// EngineUp: whether the container engine answered the last check.
 	EngineUp(up bool)
+	// SessionOpened: a session was opened on this worker.
+	SessionOpened()
+	// SessionsOpen: the worker holds n sessions now.
+	SessionsOpen(n int)
+	// SessionClosed: a session ended, for cause (tasks.CauseClosed,
+	// CauseIdle, CauseLifetime, CauseLost).
+	SessionClosed(cause string)
 }
 
 type nopObserver struct{}
@@ -39,3 +46,6 @@ func (nopObserver) ContainerCreated(time.Duration, error)                       
 func (nopObserver) ColdStart(string)                                             {}
 func (nopObserver) SandboxReset(time.Duration, error)                            {}
 func (nopObserver) EngineUp(bool)                                                {}
+func (nopObserver) SessionOpened()                                               {}
+func (nopObserver) SessionsOpen(int)                                             {}
+func (nopObserver) SessionClosed(string)                                         {}

@@ -33,6 +33,9 @@ type Worker struct {
 	sweep   *sweeper
 	engine  *engineHealth
 	images  imagePolicy
+	// sessions holds the worker's sessions; nil when it holds none
+	// (MaxSessions 0).
+	sessions *sessions
 
 	inflight     sync.WaitGroup // handlers running
 	runtime      sandbox.Runtime
@@ -65,12 +68,13 @@ func New(cfg Config) (*Worker, error) {
 		warm[i] = pool.Warm{Image: wi.Image, Count: wi.Count}
 	}
 	p, err := pool.New(w.runtime, pool.Config{
-		Image:   cfg.Image,
-		Warm:    warm,
-		Limits:  limitsOf(&defaults),
-		Owner:   cfg.Name,
-		Size:    cfg.PoolSize,
-		MaxUses: cfg.MaxUses,
+		Image:    cfg.Image,
+		Warm:     warm,
+		Limits:   limitsOf(&defaults),
+		Owner:    cfg.Name,
+		Size:     cfg.PoolSize,
+		Sessions: cfg.MaxSessions,
+		MaxUses:  cfg.MaxUses,
 		OwnerAlive: func(ctx context.Context, owner string) (bool, error) {
 			return ownerAlive(ctx, store, owner, cfg.clock.Now().Add(-cfg.Intervals.DeadAfter))
 		},
@@ -89,14 +93,27 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.pool = p
 	iv := cfg.Intervals
+	queues := cfg.Queues
+	if cfg.MaxSessions > 0 {
+		w.sessions = newSessions(w)
+		// The session queue is this process's alone; its executions are
+		// the ones an agent waits on between steps.
+		queues = make(map[string]int, len(cfg.Queues)+1)
+		top := 1
+		for q, prio := range cfg.Queues {
+			queues[q] = prio
+			top = max(top, prio)
+		}
+		queues[w.sessions.queue] = 2 * top
+	}
 	w.cancels = newCancelWatcher(store, iv.CancelPoll, cfg.clock, log)
 	w.beat = newHeartbeat(store, cfg.Name, iv.Heartbeat, cfg.clock, log)
-	w.recover = newRecoverer(store, cfg.Queues, iv, cfg.clock, log)
+	w.recover = newRecoverer(store, queues, iv, cfg.clock, log)
 	w.sweep = newSweeper(store, cfg.Name, iv.Sweep, cfg.clock, log)
 	w.engine = newEngineHealth(w.runtime.Ping, iv.EngineCheck, cfg.clock, log, cfg.Observer)
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
-		Queues:            cfg.Queues,
+		Queues:            queues,
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		// Retries are due after a second or two; the default 5s would
 		// triple that.
@@ -152,17 +169,23 @@ func retryDelay(engineCheck time.Duration) asynq.RetryDelayFunc {
 		if errors.Is(err, errEngineDown) {
 			return engineCheck
 		}
+		if errors.Is(err, errNotItsTurn) {
+			// Back as soon as asynq moves due retries (every second).
+			return 0
+		}
 		// n is the number of retries so far: 0 at the first failure.
 		return min(time.Second<<min(max(n, 0), 5), 30*time.Second)
 	}
 }
 
 // isFailure decides what counts against an execution's retries. A worker
-// that crashed (its lease expired) or stopped, or an engine that does not
-// answer, is not the execution's fault; the attempt counter bounds
+// that crashed (its lease expired) or stopped, an engine that does not
+// answer, or a session execution that came before its turn, is not the
+// execution's fault; the attempt counter bounds
 // executions that crash every worker.
 func isFailure(err error) bool {
-	return !errors.Is(err, asynq.ErrLeaseExpired) && !errors.Is(err, context.Canceled) && !errors.Is(err, errEngineDown)
+	return !errors.Is(err, asynq.ErrLeaseExpired) && !errors.Is(err, context.Canceled) && !errors.Is(err, errEngineDown) &&
+		!errors.Is(err, errNotItsTurn)
 }
 
 // Start removes containers orphaned by dead workers, starts warming the
@@ -194,7 +217,14 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.sweep.start(ctx)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeExec, w.processTask)
+	if w.sessions != nil {
+		mux.HandleFunc(tasks.TypeSessionCreate, w.sessions.handleCreate)
+		w.sessions.start(ctx)
+	}
 	if err := w.server.Start(mux); err != nil {
+		if w.sessions != nil {
+			w.sessions.stop(ctx)
+		}
 		w.cancels.stop()
 		w.recover.stop()
 		w.sweep.stop()
@@ -204,7 +234,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	w.log.Info("worker started", "image", w.cfg.Image, "pool", w.cfg.PoolSize,
-		"concurrency", w.cfg.Concurrency, "queues", w.cfg.Queues)
+		"concurrency", w.cfg.Concurrency, "queues", w.cfg.Queues, "max_sessions", w.cfg.MaxSessions)
 	return nil
 }
 
@@ -251,6 +281,9 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		w.log.Warn("executions still running at shutdown; removing their containers")
+	}
+	if w.sessions != nil {
+		w.sessions.stop(ctx)
 	}
 	w.cancels.stop()
 	w.recover.stop()

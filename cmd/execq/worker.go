@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ type workerFlags struct {
 	name            string
 	image           string
 	poolSize        int
+	maxSessions     int
 	warm            string
 	languages       languagesFlag
 	concurrency     int
@@ -70,6 +72,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "worker name in results, logs and container labels (default host-pid-random)")
 	fs.StringVar(&f.image, "image", worker.DefaultImage, "default sandbox image, kept warm")
 	fs.IntVar(&f.poolSize, "pool-size", worker.DefaultPoolSize, "containers the worker holds")
+	fs.IntVar(&f.maxSessions, "max-sessions", worker.DefaultMaxSessions, "sessions the worker holds at once, each with a container of its own beside --pool-size (0: none)")
 	fs.StringVar(&f.warm, "warm", "", `warm containers to keep, by image, within --pool-size: "python=4,node=1,default=2" (a language of the catalogue, default for --image, or an image reference); the other slots take containers of images with none idle (default: --pool-size of --image)`)
 	f.languages.register(fs)
 	fs.IntVar(&f.concurrency, "concurrency", 0, "executions at once (default the pool size)")
@@ -187,6 +190,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Image:             f.image,
 		AllowedImages:     f.allowedImages,
 		PoolSize:          f.poolSize,
+		MaxSessions:       cmp.Or(f.maxSessions, -1),
 		Warm:              warm,
 		Languages:         languages,
 		Concurrency:       f.concurrency,

@@ -69,7 +69,7 @@ type Config struct {
 	PytestSamples int
 	// Phases selects what runs: PhaseCore (the baseline and everything on
 	// `true`, large inputs and the rest), PhasePython, PhasePytest,
-	// PhaseHTTP, PhaseScale. Defaults to AllPhases.
+	// PhaseSession, PhaseHTTP, PhaseScale. Defaults to AllPhases.
 	Phases []string
 	// WorkerArgs are added to every `execq worker` command line, to
 	// measure other settings (e.g. --task-check-interval 2ms).
@@ -86,7 +86,7 @@ const (
 )
 
 // AllPhases are every phase, in the order they run.
-var AllPhases = []string{PhaseCore, PhasePython, PhasePytest, PhaseHTTP, PhaseScale}
+var AllPhases = []string{PhaseCore, PhasePython, PhasePytest, PhaseSession, PhaseHTTP, PhaseScale}
 
 func (c Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
@@ -210,6 +210,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.runs(PhasePytest) {
 		if err := r.runPytest(ctx, cli, client, redisSrv, dir, cfg, progress); err != nil {
 			return nil, fmt.Errorf("pytest: %w", err)
+		}
+	}
+	if cfg.runs(PhaseSession) {
+		if err := r.runSession(ctx, client, redisSrv, dir, cfg, progress); err != nil {
+			return nil, fmt.Errorf("session: %w", err)
 		}
 	}
 	if cfg.runs(PhaseHTTP) {

@@ -26,6 +26,8 @@ type Report struct {
 	Pytest *PytestFigures `json:"pytest,omitempty"`
 	// HTTP holds the HTTP API's figures (nil when its phases did not run).
 	HTTP *HTTPFigures `json:"http,omitempty"`
+	// Sessions holds the session phase's figures, by runtime.
+	Sessions []SessionFigures `json:"sessions,omitempty"`
 	// Scale holds the scale phase's runs, by worker processes.
 	Scale []ScaleRun `json:"scale,omitempty"`
 }
@@ -172,6 +174,7 @@ func (r *Report) Markdown(w io.Writer) {
 	if r.HTTP != nil {
 		r.HTTP.markdown(w)
 	}
+	r.markdownSessions(w)
 	r.markdownScale(w)
 	for _, n := range r.Notes {
 		p("\n%s\n", n)

@@ -64,6 +64,9 @@ type Worker struct {
 	resets          prometheus.Histogram
 	resetFailures   prometheus.Counter
 	engineUp        prometheus.Gauge
+	sessionsOpen    prometheus.Gauge
+	sessionsCreated prometheus.Counter
+	sessionsClosed  *prometheus.CounterVec
 }
 
 // NewWorker registers a worker's metrics in r; a registry holds one
@@ -132,8 +135,29 @@ func NewWorker(r *Registry) *Worker {
 			Namespace: namespace, Name: "engine_up",
 			Help: "1 when the container engine answered the worker's last check.",
 		}),
+		sessionsOpen: f.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "sessions_open",
+			Help: "Sessions this worker holds a sandbox for.",
+		}),
+		sessionsCreated: f.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sessions_created_total",
+			Help: "Sessions this worker opened.",
+		}),
+		sessionsClosed: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sessions_closed_total",
+			Help: "Sessions this worker ended, by cause: closed, idle, lifetime, lost (its own, or a dead worker's it found).",
+		}, []string{"cause"}),
 	}
 }
+
+// SessionsOpen sets the gauge of the sessions the worker holds.
+func (w *Worker) SessionsOpen(n int) { w.sessionsOpen.Set(float64(n)) }
+
+// SessionOpened counts a session the worker opened.
+func (w *Worker) SessionOpened() { w.sessionsCreated.Inc() }
+
+// SessionClosed counts a session that ended, by cause.
+func (w *Worker) SessionClosed(cause string) { w.sessionsClosed.WithLabelValues(cause).Inc() }
 
 // ExecutionFinished counts a result.
 func (w *Worker) ExecutionFinished(status tasks.Status, queued, ran time.Duration) {

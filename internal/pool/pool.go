@@ -52,6 +52,8 @@ const (
 	CauseMaxUses     = "max_uses"
 	CauseEvicted     = "evicted"
 	CauseDead        = "dead"
+	// CauseSessionLost: a session's container whose session was lost.
+	CauseSessionLost = "session_lost"
 )
 
 // Warm is a number of warm containers of one image.

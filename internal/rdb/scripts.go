@@ -261,3 +261,18 @@ for i = 1, 3 do
 end
 return 1
 `)
+
+// sessionRunningScript records the execution running in an open session.
+//
+// KEYS[1] the session hash
+// ARGV[1] the execution ID
+//
+// Returns the session's status: the execution is recorded only when it is
+// "open".
+var sessionRunningScript = redis.NewScript(`
+local status = redis.call("HGET", KEYS[1], "status")
+if status == "open" then
+	redis.call("HSET", KEYS[1], "running", ARGV[1])
+end
+return status or ""
+`)

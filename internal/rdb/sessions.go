@@ -163,12 +163,14 @@ func (s *Store) EndSession(ctx context.Context, sid string, status tasks.Session
 	return n == 1, nil
 }
 
-// SessionRunning records that execution id runs in the session now.
-func (s *Store) SessionRunning(ctx context.Context, sid, id string) error {
-	if err := s.client.HSet(ctx, s.keys.Session(sid), "running", id).Err(); err != nil {
-		return fmt.Errorf("session %s: record the execution running: %w", sid, err)
+// SessionRunning records that execution id runs in the session now, and
+// returns the session's status: only an open session records it.
+func (s *Store) SessionRunning(ctx context.Context, sid, id string) (tasks.SessionStatus, error) {
+	status, err := sessionRunningScript.Run(ctx, s.client, []string{s.keys.Session(sid)}, id).Text()
+	if err != nil {
+		return "", fmt.Errorf("session %s: record the execution running: %w", sid, err)
 	}
-	return nil
+	return tasks.SessionStatus(status), nil
 }
 
 // SessionDone records that an execution of the session ended at now.
