@@ -368,9 +368,6 @@ func (m *sessions) end(s *session, end sessionEnd) {
 			// or replaces it.
 			s.lease.Reuse()
 		}
-		m.mu.Lock()
-		delete(m.open, s.id)
-		m.mu.Unlock()
 		now := m.w.cfg.clock.Now()
 		worker := m.w.cfg.Name
 		if _, err := retryRedis(ctx, func(ctx context.Context) (bool, error) {
@@ -378,6 +375,11 @@ func (m *sessions) end(s *session, end sessionEnd) {
 		}); err != nil {
 			s.log.Error("recording the end of the session failed", "err", err)
 		}
+		// Until Redis says it ended, an execution that arrives finds it
+		// here, ending.
+		m.mu.Lock()
+		delete(m.open, s.id)
+		m.mu.Unlock()
 		m.settleAdmitted(ctx, s.id, end)
 		m.w.cfg.Observer.SessionClosed(end.cause)
 		s.log.Info("session ended", "status", end.status, "cause", end.cause, "message", end.message)
