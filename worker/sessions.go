@@ -129,13 +129,6 @@ func (m *sessions) get(id string) *session {
 	return m.open[id]
 }
 
-// count is how many sessions the worker holds.
-func (m *sessions) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.open)
-}
-
 // handleCreate is the asynq handler of TypeSessionCreate: it takes a
 // sandbox for the session, puts its files in and opens it. A worker at
 // its --max-sessions gives the request back, for another worker.
@@ -547,11 +540,4 @@ func (s *session) done(now time.Time) {
 	s.running, s.cancelRun, s.lastActive = false, nil, now
 	s.notifyLocked()
 	s.mu.Unlock()
-}
-
-// endedBy returns the session's end, or nil.
-func (s *session) endedBy() *sessionEnd {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ending
 }
