@@ -83,10 +83,7 @@ func (f *apiFlags) build(ctx context.Context, client redis.UniversalClient, redi
 	if err != nil {
 		return nil, exitWith(exitExecqFailed, "--redis %s: %v", redacted(redisURL), err)
 	}
-	if addr.Kind == redisaddr.Cluster {
-		return nil, exitWith(exitExecqFailed, "--redis %s: the HTTP API's event streams read many streams with one blocking XREAD, which a Redis Cluster cannot serve across its nodes; point execq serve at a single server or a Sentinel group", redacted(redisURL))
-	}
-	hub, err := httpapi.NewHub(httpapi.HubConfig{
+	hubCfg := httpapi.HubConfig{
 		Store:   store,
 		Readers: f.hubReaders,
 		Connect: func(ctx context.Context) (httpapi.Conn, error) {
@@ -102,7 +99,31 @@ func (f *apiFlags) build(ctx context.Context, client redis.UniversalClient, redi
 		},
 		Metrics: m,
 		Logger:  log,
-	})
+	}
+	if cluster, ok := client.(*redis.ClusterClient); ok && addr.Kind == redisaddr.Cluster {
+		// One XREAD names keys of one slot: a reader per slot in use, on
+		// a connection to the slot's master.
+		hubCfg.Connect = nil
+		hubCfg.Slot = func(id string) int { return redisaddr.Slot(store.Keys().Stream(id)) }
+		hubCfg.ConnectKey = func(ctx context.Context, key string) (httpapi.Conn, error) {
+			node, err := cluster.MasterForKey(ctx, key)
+			if err != nil {
+				return nil, err
+			}
+			// A client of one connection of its own, outside the node's
+			// pool, which the API's other commands use.
+			opts := *node.Options()
+			opts.PoolSize, opts.MinIdleConns, opts.MaxIdleConns = 1, 0, 1
+			opts.ClientName = "execq-api-stream-reader"
+			c := redis.NewClient(&opts)
+			if err := c.Ping(ctx).Err(); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	hub, err := httpapi.NewHub(hubCfg)
 	if err != nil {
 		return nil, err
 	}

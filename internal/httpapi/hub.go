@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +34,19 @@ type Conn interface {
 type HubConfig struct {
 	// Store reads the streams and unblocks the readers. Required.
 	Store *rdb.Store
-	// Connect opens a reader's dedicated connection. Required.
+	// Connect opens a reader's dedicated connection. Required unless Slot
+	// is set.
 	Connect func(ctx context.Context) (Conn, error)
+	// Slot, on a Redis Cluster, gives the hash slot of an execution's
+	// stream: one XREAD may only name keys of one slot, so the hub reads
+	// each slot in use with a reader of its own, made when a subscription
+	// needs it and ended once it has had none for readerIdle, on a
+	// connection ConnectKey opens to the node that serves the key. Readers
+	// is then unused.
+	Slot func(id string) int
+	// ConnectKey opens a dedicated connection to the node serving key (a
+	// stream key). Required with Slot.
+	ConnectKey func(ctx context.Context, key string) (Conn, error)
 	// Readers is the number of reader goroutines, each with its own
 	// connection. Defaults to 4.
 	Readers int
@@ -88,40 +100,65 @@ type Hub struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped sync.Once
+
+	// On a Cluster (HubConfig.Slot), the readers by slot, made as needed
+	// and started on runCtx.
+	mu     sync.Mutex
+	bySlot map[int]*reader
+	runCtx context.Context
 }
 
 // NewHub returns a hub; Start starts it.
 func NewHub(cfg HubConfig) (*Hub, error) {
-	if cfg.Store == nil || cfg.Connect == nil {
-		return nil, errors.New("stream hub: Store and Connect are required")
+	if cfg.Store == nil || cfg.Connect == nil && cfg.Slot == nil || cfg.Slot != nil && cfg.ConnectKey == nil {
+		return nil, errors.New("stream hub: Store and Connect (or Slot and ConnectKey) are required")
 	}
 	cfg = cfg.withDefaults()
-	h := &Hub{cfg: cfg, done: make(chan struct{})}
+	h := &Hub{cfg: cfg, done: make(chan struct{}), bySlot: map[int]*reader{}}
+	if cfg.Slot != nil {
+		return h, nil
+	}
 	for range cfg.Readers {
-		h.readers = append(h.readers, &reader{
-			hub:     h,
-			subs:    map[string]map[*Sub]struct{}{},
-			changed: make(chan struct{}, 1),
-			wake:    make(chan struct{}, 1),
-		})
+		h.readers = append(h.readers, newReader(h))
 	}
 	return h, nil
+}
+
+func newReader(h *Hub) *reader {
+	return &reader{
+		hub:     h,
+		subs:    map[string]map[*Sub]struct{}{},
+		changed: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+	}
 }
 
 // Start starts the readers. They run until Stop or the end of ctx.
 func (h *Hub) Start(ctx context.Context) {
 	ctx, h.cancel = context.WithCancel(ctx)
-	for _, r := range h.readers {
-		h.wg.Add(2)
-		go func() {
-			defer h.wg.Done()
-			r.run(ctx)
-		}()
-		go func() {
-			defer h.wg.Done()
-			r.waker(ctx)
-		}()
+	h.mu.Lock()
+	h.runCtx = ctx
+	for _, r := range h.bySlot {
+		h.startReader(ctx, r)
 	}
+	h.mu.Unlock()
+	for _, r := range h.readers {
+		h.startReader(ctx, r)
+	}
+}
+
+func (h *Hub) startReader(ctx context.Context, r *reader) {
+	// Its own context: a retired slot reader ends its waker with it.
+	ctx, r.stop = context.WithCancel(ctx)
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		r.run(ctx)
+	}()
+	go func() {
+		defer h.wg.Done()
+		r.waker(ctx)
+	}()
 }
 
 // Stop stops the readers, closes their connections and ends every
@@ -137,6 +174,11 @@ func (h *Hub) Stop() {
 		for _, r := range h.readers {
 			r.closeConn()
 		}
+		h.mu.Lock()
+		for _, r := range h.bySlot {
+			r.closeConn()
+		}
+		h.mu.Unlock()
 	})
 	h.wg.Wait()
 }
@@ -155,15 +197,62 @@ func (h *Hub) Subscribe(id, after string) (*Sub, error) {
 		return nil, ErrHubClosed
 	default:
 	}
-	s := &Sub{id: id, hub: h, r: h.readerFor(id), last: after}
-	s.r.add(s, after)
+	s := &Sub{id: id, hub: h, last: after}
+	h.attach(s, after)
 	return s, nil
+}
+
+// attach gives s to the reader of its stream, from after.
+func (h *Hub) attach(s *Sub, after string) {
+	if h.cfg.Slot == nil {
+		s.r = h.readerFor(s.id)
+		s.r.add(s, after)
+		return
+	}
+	// Under h.mu, so that the reader is not ended meanwhile.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	slot := h.cfg.Slot(s.id)
+	r := h.bySlot[slot]
+	if r == nil {
+		r = newReader(h)
+		r.slot, r.key = slot, h.cfg.Store.Keys().Stream(s.id)
+		h.bySlot[slot] = r
+		if h.runCtx != nil {
+			h.startReader(h.runCtx, r)
+		}
+	}
+	s.r = r
+	r.add(s, after)
+}
+
+// readerIdle is how long a Cluster slot's reader lives without
+// subscriptions.
+const readerIdle = 30 * time.Second
+
+// retire ends r, a slot's reader, if it still has no subscription.
+func (h *Hub) retire(r *reader) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.subs) > 0 || h.bySlot[r.slot] != r {
+		return false
+	}
+	delete(h.bySlot, r.slot)
+	return true
 }
 
 // Subscriptions is the number of subscriptions the readers serve now.
 func (h *Hub) Subscriptions() int {
 	n := 0
-	for _, r := range h.readers {
+	h.mu.Lock()
+	readers := slices.Clone(h.readers)
+	for _, r := range h.bySlot {
+		readers = append(readers, r)
+	}
+	h.mu.Unlock()
+	for _, r := range readers {
 		r.mu.Lock()
 		for _, set := range r.subs {
 			n += len(set)
@@ -176,9 +265,8 @@ func (h *Hub) Subscriptions() int {
 // readerFor is where the hub batches streams: it picks the reader, and so
 // the XREAD, that serves an execution's stream. On one Redis server any
 // reader can read any key, and hashing the ID spreads the executions over
-// them. On a Redis Cluster, whose XREAD must name keys of one hash slot, this
-// is the one place to change: group by the slot of the ID's hash tag
-// (keys of one execution share it) and give each group its readers.
+// them. On a Redis Cluster, whose XREAD must name keys of one hash slot,
+// attach gives each slot in use a reader of its own instead.
 func (h *Hub) readerFor(id string) *reader {
 	f := fnv.New32a()
 	f.Write([]byte(id))
@@ -225,7 +313,7 @@ func (s *Sub) Next(ctx context.Context) (tasks.Event, error) {
 			}
 			// Everything the reader delivered is taken: read on from
 			// the last event, which the reader goes back to.
-			s.r.add(s, s.last)
+			s.hub.attach(s, s.last)
 		case <-s.hub.done:
 			return tasks.Event{}, ErrHubClosed
 		case <-ctx.Done():
@@ -241,6 +329,11 @@ func (s *Sub) Close() { s.r.remove(s) }
 // connection of its own.
 type reader struct {
 	hub *Hub
+	// slot and key: on a Cluster, the hash slot the reader reads, and a
+	// stream key of it, which routes its connection.
+	slot int
+	key  string
+	stop context.CancelFunc // ends the reader's goroutines
 	// changed wakes the reader when it has nothing to read; wake asks the
 	// waker to end an XREAD that reads an old set of streams.
 	changed, wake chan struct{}
@@ -388,8 +481,17 @@ func (r *reader) run(ctx context.Context) {
 		}
 		after := r.snapshot()
 		if len(after) == 0 {
+			var idle <-chan time.Time
+			if r.key != "" {
+				idle = time.After(readerIdle)
+			}
 			select {
 			case <-r.changed:
+			case <-idle:
+				if r.hub.retire(r) {
+					r.stop()
+					return
+				}
 			case <-ctx.Done():
 			}
 			continue
@@ -420,7 +522,13 @@ func (r *reader) run(ctx context.Context) {
 func (r *reader) connect(ctx context.Context) (Conn, int64, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := r.hub.cfg.Connect(cctx)
+	var c Conn
+	var err error
+	if r.key != "" {
+		c, err = r.hub.cfg.ConnectKey(cctx, r.key)
+	} else {
+		c, err = r.hub.cfg.Connect(cctx)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
