@@ -48,6 +48,7 @@ type unitOptions struct {
 	languages       *worker.Catalogue
 	warm            []worker.WarmImage
 	observer        worker.Observer
+	maxSessions     int
 }
 
 type unitBundle struct {
@@ -119,6 +120,7 @@ func startUnitWorker(t *testing.T, client *redis.Client, opts unitOptions) (*wor
 		Languages:       opts.languages,
 		Warm:            opts.warm,
 		Observer:        opts.observer,
+		MaxSessions:     opts.maxSessions,
 		Logger:          testutil.Logger(t),
 	}
 	hook.SetRuntime(&cfg, rt)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -131,8 +132,8 @@ func (e *execution) sessionGone(ctx context.Context) error {
 		return e.retry(ctx, err)
 	case info.Status == tasks.SessionLost:
 		return e.finish(ctx, tasks.StatusError, fmt.Sprintf("the session %s was lost before it ran: %s", sid, info.Error))
-	case info.Status == tasks.SessionClosed:
-		return e.finish(ctx, tasks.StatusCanceled, fmt.Sprintf("the session %s was closed (%s) before it ran", sid, info.Cause))
+	case info.Status == tasks.SessionClosed, info.Status == tasks.SessionClosing:
+		return e.finish(ctx, tasks.StatusCanceled, fmt.Sprintf("the session %s was closed (%s) before it ran", sid, cmp.Or(info.Cause, tasks.CauseClosed)))
 	}
 	return e.finish(ctx, tasks.StatusError, fmt.Sprintf("the session %s is %s on worker %s, not on %s, which received it", sid, info.Status, info.Worker, e.w.cfg.Name))
 }

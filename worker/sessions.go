@@ -129,13 +129,6 @@ func (m *sessions) get(id string) *session {
 	return m.open[id]
 }
 
-// count is how many sessions the worker holds.
-func (m *sessions) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.open)
-}
-
 // handleCreate is the asynq handler of TypeSessionCreate: it takes a
 // sandbox for the session, puts its files in and opens it. A worker at
 // its --max-sessions gives the request back, for another worker.
@@ -368,9 +361,6 @@ func (m *sessions) end(s *session, end sessionEnd) {
 			// or replaces it.
 			s.lease.Reuse()
 		}
-		m.mu.Lock()
-		delete(m.open, s.id)
-		m.mu.Unlock()
 		now := m.w.cfg.clock.Now()
 		worker := m.w.cfg.Name
 		if _, err := retryRedis(ctx, func(ctx context.Context) (bool, error) {
@@ -378,6 +368,11 @@ func (m *sessions) end(s *session, end sessionEnd) {
 		}); err != nil {
 			s.log.Error("recording the end of the session failed", "err", err)
 		}
+		// Until Redis says it ended, an execution that arrives finds it
+		// here, ending.
+		m.mu.Lock()
+		delete(m.open, s.id)
+		m.mu.Unlock()
 		m.settleAdmitted(ctx, s.id, end)
 		m.w.cfg.Observer.SessionClosed(end.cause)
 		s.log.Info("session ended", "status", end.status, "cause", end.cause, "message", end.message)
@@ -545,11 +540,4 @@ func (s *session) done(now time.Time) {
 	s.running, s.cancelRun, s.lastActive = false, nil, now
 	s.notifyLocked()
 	s.mu.Unlock()
-}
-
-// endedBy returns the session's end, or nil.
-func (s *session) endedBy() *sessionEnd {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ending
 }

@@ -230,7 +230,7 @@ func TestSessionEnds(t *testing.T) {
 			b := setupIntegration(t, setupOptions{runtime: runtime, poolSize: 1,
 				warm: []worker.WarmImage{{Image: testutil.SandboxImage, Count: 0}}})
 			s := openSession(t, b, tasks.SessionRequest{})
-			res := runIn(t, s, tasks.ExecRequest{Cmd: sh(`echo secret > /workspace/secret; echo secret > /tmp/secret; sleep 1000 & echo started`)})
+			res := runIn(t, s, tasks.ExecRequest{Cmd: sh(`echo secret > /workspace/secret; echo secret > /tmp/secret; sleep 1000 & setsid sh -c 'while :; do echo secret >> /workspace/late; sleep 0.01; done' & echo started`)})
 			wantStatus(t, res, tasks.StatusSucceeded, "leave things behind")
 			ctx := testutil.Context(t, time.Minute)
 			queued, err := s.Submit(ctx, tasks.ExecRequest{Cmd: sh(`sleep 1000`)})
@@ -272,7 +272,7 @@ func TestSessionEnds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(res.Stdout, "secret") || strings.Contains(res.Stdout, "sleep") {
+			if strings.Contains(res.Stdout, "secret") || strings.Contains(res.Stdout, "late") || strings.Contains(res.Stdout, "sleep") {
 				t.Fatalf("the next tenant sees the session's leftovers: %q", res.Stdout)
 			}
 		})

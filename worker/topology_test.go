@@ -198,6 +198,38 @@ func pipelineCases(t *testing.T, ctx context.Context, p *producer.Client, store 
 		t.Fatal(err)
 	}
 	wait(blocker)
+
+	// A session: two steps that share a file and a process, a close.
+	s, err := p.CreateSession(ctx, tasks.SessionRequest{})
+	if err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	if res, err := s.Run(ctx, tasks.ExecRequest{Cmd: sh("echo kept > f; sleep 1000 & echo $! > pid")}); err != nil || res.Status != tasks.StatusSucceeded {
+		t.Fatalf("session step 1: %+v, %v", res, err)
+	}
+	if res, err := s.Run(ctx, tasks.ExecRequest{Cmd: sh("cat f; kill -0 $(cat pid) && echo alive")}); err != nil || res.Stdout != "kept\nalive\n" {
+		t.Fatalf("session step 2: %+v, %v", res, err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Status == tasks.SessionClosed {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("session not closed: %+v", info)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := s.Submit(ctx, tasks.ExecRequest{Cmd: []string{"true"}}); !errors.Is(err, producer.ErrSessionClosed) {
+		t.Fatalf("submit after close: %v", err)
+	}
 }
 
 // crashRecovery SIGKILLs a worker process mid-execution; the execution is

@@ -257,6 +257,25 @@ var cases = []contractCase{
 			t.Errorf("processes survived the kill:\n%s", o.stdout.String())
 		}
 	}},
+	{name: "keep_others_kills_only_what_the_command_started", run: func(t *testing.T, b *bundle) {
+		// What an earlier command left running, with a child of its own.
+		b.mustRun(t, "sh", "-c", "sh -c 'sleep 1000 & echo $! > /tmp/kept-child; wait' & echo $! > /tmp/kept; setsid sleep 1001 & echo $! > /tmp/kept-setsid")
+		errTimedOut := errors.New("timed out")
+		ctx, cancel := context.WithTimeoutCause(context.Background(), time.Second, errTimedOut)
+		defer cancel()
+		var o output
+		res, err := b.sb.Run(ctx, sandbox.Command{
+			Cmd: []string{"sh", "-c", "sleep 1002 & echo $! > /tmp/new; setsid sh -c 'while :; do :; done' & echo $! > /tmp/new-setsid; while :; do :; done"},
+			Dir: tasks.Workspace, Stdout: &o.stdout, Stderr: &o.stderr, KeepOthers: true,
+		})
+		if !errors.Is(err, errTimedOut) || !res.Reusable {
+			t.Fatalf("run error = %v, reusable %v; want it to wrap the context's cause, the sandbox kept", err, res.Reusable)
+		}
+		_, out := b.mustRun(t, "sh", "-c", "for f in kept kept-child kept-setsid new new-setsid; do kill -0 $(cat /tmp/$f) 2>/dev/null && echo $f alive || echo $f dead; done")
+		if want := "kept alive\nkept-child alive\nkept-setsid alive\nnew dead\nnew-setsid dead\n"; out.stdout.String() != want {
+			t.Errorf("after a kill that keeps the others:\n%s\nwant:\n%s", out.stdout.String(), want)
+		}
+	}},
 	{name: "kill_in_place", needsKillInPlace: true, run: func(t *testing.T, b *bundle) {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
