@@ -6,9 +6,10 @@ import "github.com/execq/execq/tasks"
 // The README's table lists them all.
 const (
 	exitNotYet      = 1   // result: no result yet (within --wait); cancel: already finished
-	exitNotFound    = 2   // result, tail, cancel: no such execution within the retention period
+	exitNotFound    = 2   // result, tail, cancel: no such execution within the retention period; session show, close: no such session
 	exitTimedOut    = 124 // the command ran out of its timeout
 	exitExecqFailed = 125 // execq could not run it: a rejected request, an infrastructure failure, a refused write
+	exitSessionGone = 128 // run, submit --session: the session admits nothing (closed, lost, or no such session), or was lost meanwhile
 	exitCanceled    = 130 // canceled (Ctrl-C, execq cancel)
 	exitOOMKilled   = 137 // the memory limit killed it
 )

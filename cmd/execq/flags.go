@@ -37,6 +37,7 @@ type requestFlags struct {
 	files     []string
 	collect   []string
 	stdin     bool
+	session   string
 }
 
 func (f *requestFlags) register(fs *pflag.FlagSet) {
@@ -55,6 +56,30 @@ func (f *requestFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.files, "file", nil, "put a local file or directory into /workspace: SRC[:DST]")
 	fs.StringArrayVar(&f.collect, "collect", nil, "return files matching this glob (relative to /workspace, ** for any depth)")
 	fs.BoolVar(&f.stdin, "stdin", false, "give this process's standard input to the command")
+	fs.StringVar(&f.session, "session", "", "run in this session (execq session create), after its earlier executions, with the files and processes they left; the session decides the image and the limits")
+}
+
+// sessionDecides are the flags of what a session decides for its
+// executions: its worker's queue, its sandbox's image and limits.
+var sessionDecides = []string{"queue", "image", "memory", "cpus", "pids"}
+
+// checkSession refuses, with --session, the flags of what the session
+// decides.
+func (f *requestFlags) checkSession(fs *pflag.FlagSet) error {
+	if f.session == "" {
+		return nil
+	}
+	var given []string
+	for _, name := range sessionDecides {
+		if fs.Changed(name) {
+			given = append(given, "--"+name)
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s given with --session: the session decides its queue, image and limits (execq session create takes --image, --lang, --memory, --cpus and --pids)",
+		strings.Join(given, ", "))
 }
 
 func (f *requestFlags) request(cmd []string, stdin io.Reader) (tasks.ExecRequest, error) {
@@ -70,6 +95,7 @@ func (f *requestFlags) request(cmd []string, stdin io.Reader) (tasks.ExecRequest
 		Pids:     f.pids,
 		WorkDir:  f.workdir,
 		Collect:  f.collect,
+		Session:  f.session,
 	}
 	var err error
 	if req.MemoryBytes, err = parseSize("--memory", f.memory); err != nil {
@@ -81,12 +107,8 @@ func (f *requestFlags) request(cmd []string, stdin io.Reader) (tasks.ExecRequest
 	if req.Env, err = parseEnv(f.env); err != nil {
 		return req, err
 	}
-	for _, spec := range f.files {
-		files, err := readFileFlag(spec)
-		if err != nil {
-			return req, err
-		}
-		req.Files = append(req.Files, files...)
+	if req.Files, err = readFileFlags(f.files); err != nil {
+		return req, err
 	}
 	if f.stdin {
 		b, err := io.ReadAll(stdin)
@@ -142,6 +164,19 @@ func parseEnv(list []string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
+}
+
+// readFileFlags reads every --file SRC[:DST].
+func readFileFlags(specs []string) ([]tasks.File, error) {
+	var all []tasks.File
+	for _, spec := range specs {
+		files, err := readFileFlag(spec)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, files...)
+	}
+	return all, nil
 }
 
 // readFileFlag reads SRC[:DST]; a directory is read whole.

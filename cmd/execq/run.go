@@ -44,7 +44,15 @@ With --lang, the worker runs a program of that language of its catalogue
 its source file (main.c for c) into /workspace; a language with a compile step
 compiles it first, in the same sandbox, and a compile error ends the execution
 (failed, with the compiler's output). A command after -- runs instead of the
-language's steps, in its image.`,
+language's steps, in its image.
+
+With --session ID, the execution runs in that session (execq session create):
+in its sandbox, after its earlier executions, with the files they left in
+/workspace and the processes they left running. The session decides the queue,
+the image and the limits, so --queue, --image, --memory, --cpus and --pids are
+refused with it. run exits 128 when the session admits nothing (it is closed,
+lost, or unknown) or was lost while the execution waited or ran; a session
+closed meanwhile cancels the execution (130).`,
 		Args: commandArgs(&req),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := submit(cmd, rf.url, &req, args)
@@ -55,7 +63,8 @@ language's steps, in its image.`,
 			opts := newFollowOptions(cmd, !asJSON)
 			opts.printOutput, opts.printJSON = !asJSON, asJSON
 			opts.collectTo, opts.collect, opts.force = outputDir, s.req.Collect, force
-			return follow(cmd.Context(), s.client, s.id, opts)
+			err = follow(cmd.Context(), s.client, s.id, opts)
+			return sessionGone(cmd.Context(), s.client, s.req.Session, err)
 		},
 	}
 	req.register(cmd.Flags())
@@ -77,6 +86,9 @@ type submission struct {
 // submit builds the request the flags and args describe and submits it;
 // a failure ends execq with 125. The caller closes the submission.
 func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) (*submission, error) {
+	if err := flags.checkSession(cmd.Flags()); err != nil {
+		return nil, exitWith(exitExecqFailed, "%v", err)
+	}
 	req, err := flags.request(argsAfterDash(cmd, args), cmd.InOrStdin())
 	if err != nil {
 		return nil, exitWith(exitExecqFailed, "%v", err)
@@ -88,9 +100,45 @@ func submit(cmd *cobra.Command, url string, flags *requestFlags, args []string) 
 	id, err := client.Submit(cmd.Context(), req)
 	if err != nil {
 		closeClient()
+		switch {
+		case errors.Is(err, producer.ErrSessionClosed):
+			return nil, exitWith(exitSessionGone, "session %s is closed: it admits no execution", req.Session)
+		case errors.Is(err, producer.ErrSessionNotFound):
+			return nil, exitWith(exitSessionGone, "session %s not found: it never existed, or ended past the retention period", req.Session)
+		case errors.Is(err, producer.ErrSessionLost):
+			return nil, exitWith(exitSessionGone, "%v", err)
+		}
 		return nil, exitWith(exitExecqFailed, "%v", err)
 	}
 	return &submission{client: client, close: closeClient, req: req, id: id}, nil
+}
+
+// sessionGone turns the error of an execution of session sid that execq
+// could not run into exitSessionGone when the session ended meanwhile
+// (its worker died, its sandbox stopped) or no longer exists: the
+// executions it had admitted end with an error result then. Any other err
+// is returned as it is.
+func sessionGone(ctx context.Context, client *producer.Client, sid string, err error) error {
+	var ee *exitError
+	if sid == "" || !errors.As(err, &ee) || ee.code != exitExecqFailed {
+		return err
+	}
+	var msg string
+	switch info, ierr := client.Session(sid).Info(ctx); {
+	case errors.Is(ierr, producer.ErrSessionNotFound):
+		msg = fmt.Sprintf("session %s no longer exists", sid)
+	case ierr != nil || !info.Status.Ended():
+		return err
+	default:
+		msg = fmt.Sprintf("session %s is %s", sid, info.Status)
+		if info.Error != "" && !strings.Contains(ee.msg, info.Error) {
+			msg += ": " + info.Error
+		}
+	}
+	if ee.msg != "" {
+		msg = ee.msg + "; " + msg
+	}
+	return exitWith(exitSessionGone, "%s", msg)
 }
 
 type followOptions struct {

@@ -166,3 +166,108 @@ func TestBrowserShowsExecutionView(t *testing.T) {
 	b.WaitText(30*time.Second, ids[tasks.StatusFailed], "execq execution view →")
 	t.Logf("asynqmon task page: %s", b.SaveScreenshot("asynqmon-task.png"))
 }
+
+// TestBrowserShowsSessions opens the execution view's sessions in headless
+// Chromium: the live sessions listed with their owner, worker, age, idle
+// time and executions, the ended ones on asking, an execution's session
+// linked from the execution, and the session's executions linked from the
+// session. The sessions run on the fake runtime.
+func TestBrowserShowsSessions(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	p := startFakeWorker(t, ctx, r)
+	s, err := p.CreateSession(ctx, tasks.SessionRequest{Image: "demo", IdleTimeout: 7 * time.Minute, Owner: "agent-7"})
+	if err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	var ran []*tasks.Result
+	for _, word := range []string{"first", "second"} {
+		res, err := s.Run(ctx, tasks.ExecRequest{Cmd: []string{"echo", word + " in the session"}})
+		if err != nil || res.Status != tasks.StatusSucceeded || res.Session != s.ID() {
+			t.Fatalf("run in session %s: %+v, %v", s.ID(), res, err)
+		}
+		ran = append(ran, res)
+	}
+	closed, err := p.CreateSession(ctx, tasks.SessionRequest{Image: "demo"})
+	if err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	if err := closed.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, "the second session ends", func() bool {
+		info, err := closed.Info(ctx)
+		return err == nil && info.Status == tasks.SessionClosed
+	})
+	plain, err := p.Submit(ctx, tasks.ExecRequest{Image: "demo", Cmd: []string{"echo", "outside any session"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+
+	h, err := dashboard.New(dashboard.Config{Redis: r.Client, Store: rdb.New(r.Client, tasks.Keys{}, 0), Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	b := testutil.StartBrowser(t)
+	waitFor := func(css string, want ...string) string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			text := b.TextOf(css)
+			if containsAll(text, want) {
+				return text
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not show %q after 30s (screenshot %s); its text:\n%s", css, want, b.SaveScreenshot("timeout.png"), text)
+			}
+		}
+	}
+
+	// The execution names its session.
+	b.Open(srv.URL + dashboard.ExecutionsPath + "/?id=" + ran[1].ExecutionID)
+	b.WaitText(30*time.Second, "second in the session", "[succeeded, exit 0]")
+	waitFor("#d-kv", "session", s.ID())
+	// The live sessions: the open one, not the closed one.
+	rows := waitFor("#s-rows", s.ID(), "open", "agent-7", "browser-test", "demo", "2/2")
+	if strings.Contains(rows, closed.ID()) {
+		t.Errorf("the live sessions list the closed one:\n%s", rows)
+	}
+	t.Logf("execution of a session: %s", b.SaveScreenshot("session-execution.png"))
+
+	// From the execution to its session, and to the session's executions.
+	b.Click(`#d-kv a[href^="?session="]`)
+	detail := waitFor("#s-detail", s.ID(), "open", "agent-7", "2/2", "browser-test", "7m00s", ran[0].ExecutionID, ran[1].ExecutionID)
+	if i, j := strings.Index(detail, ran[0].ExecutionID), strings.Index(detail, ran[1].ExecutionID); i > j {
+		t.Errorf("the session's executions are not in their order:\n%s", detail)
+	}
+	t.Logf("session: %s", b.SaveScreenshot("session.png"))
+	b.Click("#s-executions a")
+	waitFor("#detail", ran[0].ExecutionID, "first in the session")
+
+	// The ended sessions on asking, with their cause.
+	b.Click("#s-all")
+	waitFor("#s-rows", s.ID(), closed.ID(), "closed")
+	b.Click(`header a[href="#sessions"]`)
+	t.Logf("sessions, ended ones too: %s", b.SaveScreenshot("sessions-all.png"))
+
+	// A session named in the URL is shown; an execution outside any
+	// session names none.
+	b.Open(srv.URL + dashboard.ExecutionsPath + "/?session=" + closed.ID() + "&id=" + plain)
+	waitFor("#s-detail", closed.ID(), "closed", "0/0")
+	if kv := waitFor("#d-kv", "succeeded"); strings.Contains(kv, "session") {
+		t.Errorf("an execution outside any session names one:\n%s", kv)
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

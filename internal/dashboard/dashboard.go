@@ -1,8 +1,8 @@
 // Package dashboard serves the operators' web side: the asynqmon UI under
 // /monitoring/, showing executions as a person reads them; the execution
 // view under /executions/ (counts by execq status, a filterable list, each
-// execution's request, result and live output); Prometheus metrics under
-// /metrics; and /healthz.
+// execution's request, result and live output, the sessions and the
+// executions of each); Prometheus metrics under /metrics; and /healthz.
 package dashboard
 
 import (

@@ -66,6 +66,8 @@ func (x *executions) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+ExecutionsPath+"/api/list", x.list)
 	mux.HandleFunc("GET "+ExecutionsPath+"/api/executions/{id}", x.one)
 	mux.HandleFunc("GET "+ExecutionsPath+"/api/executions/{id}/events", x.events)
+	mux.HandleFunc("GET "+ExecutionsPath+"/api/sessions", x.sessions)
+	mux.HandleFunc("GET "+ExecutionsPath+"/api/sessions/{id}", x.session)
 }
 
 func (x *executions) page(w http.ResponseWriter, r *http.Request) {

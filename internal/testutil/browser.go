@@ -176,6 +176,35 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
+// TextOf returns the rendered text of the first element that the CSS
+// selector css matches, or "" when none does.
+func (b *Browser) TextOf(css string) string {
+	b.t.Helper()
+	var text string
+	err := b.call(http.MethodPost, b.path("/execute/sync"), map[string]any{
+		"script": "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+		"args":   []any{css},
+	}, &text)
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", css, err)
+	}
+	return text
+}
+
+// Click clicks the first element that the CSS selector css matches.
+func (b *Browser) Click(css string) {
+	b.t.Helper()
+	var found map[string]string
+	if err := b.call(http.MethodPost, b.path("/element"), map[string]string{"using": "css selector", "value": css}, &found); err != nil {
+		b.t.Fatalf("find %s: %v", css, err)
+	}
+	// The W3C WebDriver key of an element reference.
+	id := found["element-6066-11e4-a52e-4f735466cecf"]
+	if err := b.call(http.MethodPost, b.path("/element/"+id+"/click"), map[string]any{}, nil); err != nil {
+		b.t.Fatalf("click %s: %v", css, err)
+	}
+}
+
 // Screenshot returns a PNG of the browser window.
 func (b *Browser) Screenshot() []byte {
 	b.t.Helper()

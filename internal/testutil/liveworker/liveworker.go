@@ -21,8 +21,15 @@ import (
 // its pool is warm, and shuts it down when the test ends.
 func Start(t testing.TB, client redis.UniversalClient, name string, poolSize int) *worker.Worker {
 	t.Helper()
+	return StartWith(t, client, name, poolSize, nil)
+}
+
+// StartWith is Start with configure, when not nil, changing the worker's
+// configuration (MaxSessions, Queues, …) before the worker is made.
+func StartWith(t testing.TB, client redis.UniversalClient, name string, poolSize int, configure func(*worker.Config)) *worker.Worker {
+	t.Helper()
 	testutil.Docker(t)
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Redis: client,
 		Sandbox: worker.SandboxConfig{
 			AgentBinary: testutil.AgentBinary(t),
@@ -32,7 +39,11 @@ func Start(t testing.TB, client redis.UniversalClient, name string, poolSize int
 		Image:    testutil.SandboxImage,
 		PoolSize: poolSize,
 		Logger:   testutil.Logger(t),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
