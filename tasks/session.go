@@ -110,8 +110,8 @@ func (r SessionRequest) WithDefaults() SessionRequest {
 // the limits against its own when it opens the session.
 func (r *SessionRequest) Check() error {
 	var p problems
-	checkID(&p, r.ID)
-	// The session's sandbox is checked as an execution would be.
+	// The session's sandbox (and its ID) is checked as an execution's
+	// would be.
 	x := r.Exec()
 	x.check(&p)
 	if r.IdleTimeout < 0 {
