@@ -1,9 +1,12 @@
 // Package httpapi is execq's HTTP API under /v1/: submit an execution, read
 // its status and result (with a bounded long poll), follow its events as
-// Server-Sent Events or NDJSON, cancel it, and its OpenAPI document. Bearer
-// tokens scope executions to the token that submitted them; per-token
-// limits bound the request rate and the open event streams. Every error is
-// an RFC 9457 problem (application/problem+json).
+// Server-Sent Events or NDJSON, cancel it; open a session (a sandbox a
+// worker keeps for a series of executions, which run in it one after
+// another), submit executions into it, read its state, list and close it;
+// and the API's OpenAPI document. Bearer tokens scope executions and
+// sessions to the token that made them; per-token limits bound the request
+// rate and the open event streams. Every error is an RFC 9457 problem
+// (application/problem+json).
 //
 // Event streams and long polls do not each hold a Redis connection: a Hub
 // reads the streams of all of them over a few.
@@ -14,7 +17,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/execq/execq/internal/metrics"
@@ -51,6 +56,10 @@ type Config struct {
 	// MaxStreams bounds each token's open event streams (429 above it).
 	// Defaults to 1000.
 	MaxStreams int
+	// SessionCreateTimeout bounds POST /v1/sessions's wait for a worker
+	// to open the session (503 after it; the session is closed then).
+	// Defaults to producer.DefaultCreateTimeout.
+	SessionCreateTimeout time.Duration
 	// PingInterval is the time between the ": ping" comments of an idle
 	// event stream. Defaults to 15s.
 	PingInterval time.Duration
@@ -83,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 1000
+	}
+	if c.SessionCreateTimeout <= 0 {
+		c.SessionCreateTimeout = producer.DefaultCreateTimeout
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 15 * time.Second
@@ -123,6 +135,9 @@ func New(cfg Config) (*API, error) {
 	mux.Handle("/v1/executions/{id}", a.route("/v1/executions/{id}", true, methods{http.MethodGet: a.get}))
 	mux.Handle("/v1/executions/{id}/events", a.route("/v1/executions/{id}/events", true, methods{http.MethodGet: a.events}))
 	mux.Handle("/v1/executions/{id}/cancel", a.route("/v1/executions/{id}/cancel", true, methods{http.MethodPost: a.cancelExecution}))
+	mux.Handle("/v1/sessions", a.route("/v1/sessions", true, methods{http.MethodPost: a.createSession, http.MethodGet: a.listSessions}))
+	mux.Handle("/v1/sessions/{id}", a.route("/v1/sessions/{id}", true, methods{http.MethodGet: a.getSession, http.MethodDelete: a.closeSession}))
+	mux.Handle("/v1/sessions/{id}/executions", a.route("/v1/sessions/{id}/executions", true, methods{http.MethodPost: a.submitInSession}))
 	mux.Handle("/v1/openapi.json", a.route("/v1/openapi.json", false, methods{http.MethodGet: serveOpenAPI}))
 	mux.Handle("/v1/", a.notFound())
 	a.handler = webguard.Wrap(mux, webguard.Config{Hosts: cfg.AllowedHosts})
@@ -150,9 +165,12 @@ func (a *API) route(name string, auth bool, m methods) http.Handler {
 			h, ok = m[http.MethodGet]
 		}
 		if !ok {
+			allow := make([]string, 0, len(m))
 			for method := range m {
-				sw.Header().Set("Allow", method)
+				allow = append(allow, method)
 			}
+			slices.Sort(allow)
+			sw.Header().Set("Allow", strings.Join(allow, ", "))
 			writeProblem(sw, http.StatusMethodNotAllowed, "", r.Method+" is not a method of "+name)
 			return
 		}

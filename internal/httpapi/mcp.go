@@ -31,8 +31,8 @@ type MCPConfig struct {
 
 // MCP serves the MCP server's streamable HTTP transport (execq serve mounts
 // it at /mcp) behind the API's bearer tokens: each token gets an MCP server
-// of its own, whose executions carry its owner and which sees no other
-// token's executions, as the API's routes see them.
+// of its own, whose executions and sessions carry its owner and which sees
+// no other token's, as the API's routes see them.
 type MCP struct {
 	cfg     MCPConfig
 	mu      sync.Mutex

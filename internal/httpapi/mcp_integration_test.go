@@ -3,6 +3,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,12 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/execq/execq/internal/httpapi"
 	"github.com/execq/execq/internal/mcpserver"
 	"github.com/execq/execq/internal/testutil"
+	"github.com/execq/execq/internal/testutil/liveworker"
 	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
 )
 
 // bearer adds a bearer token to every request.
@@ -30,12 +34,10 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
-// The MCP server at /mcp, through the SDK's own streamable HTTP client: a
-// token's execute runs and streams its output; what one token submits,
-// another cannot read or cancel, over MCP or the API; no token is a 401.
-func TestMCPOverHTTPIsScopedToItsToken(t *testing.T) {
-	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
-	b.startWorker(t)
+// serveMCP serves the MCP handler on the bundle's store and client, as
+// execq serve does, and returns it and its URL.
+func (b *bundle) serveMCP(t *testing.T) (*httpapi.MCP, string) {
+	t.Helper()
 	m, err := httpapi.NewMCP(httpapi.MCPConfig{
 		Tokens:     httpapi.ParseTokens(tokenA + "\n" + tokenB + "\n"),
 		Store:      b.store,
@@ -49,21 +51,33 @@ func TestMCPOverHTTPIsScopedToItsToken(t *testing.T) {
 	}
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
-	ctx := testutil.Context(t, 2*time.Minute)
-	connect := func(token string) *mcp.ClientSession {
-		t.Helper()
-		c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
-		s, err := c.Connect(ctx, &mcp.StreamableClientTransport{
-			Endpoint:   srv.URL,
-			HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}},
-		}, nil)
-		if err != nil {
-			t.Fatalf("connect with a token: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+	return m, srv.URL
+}
+
+// connectMCP connects the SDK's streamable HTTP client to url with token.
+func connectMCP(t *testing.T, ctx context.Context, url, token string) *mcp.ClientSession {
+	t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	s, err := c.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   url,
+		HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect with a token: %v", err)
 	}
-	a, other := connect(tokenA), connect(tokenB)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The MCP server at /mcp, through the SDK's own streamable HTTP client: a
+// token's execute runs and streams its output; what one token submits,
+// another cannot read or cancel, over MCP or the API; no token is a 401.
+func TestMCPOverHTTPIsScopedToItsToken(t *testing.T) {
+	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
+	b.startWorker(t)
+	m, url := b.serveMCP(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	a, other := connectMCP(t, ctx, url, tokenA), connectMCP(t, ctx, url, tokenB)
 
 	res, err := a.CallTool(ctx, &mcp.CallToolParams{Name: "execute", Arguments: map[string]any{"command": "echo hi; exit 3"}})
 	if err != nil || res.IsError {
@@ -87,7 +101,7 @@ func TestMCPOverHTTPIsScopedToItsToken(t *testing.T) {
 		t.Errorf("the API, the same token: %d, want 200", resp.StatusCode)
 	}
 
-	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	resp, err := http.Post(url, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +122,64 @@ func toolText(res *mcp.CallToolResult) string {
 		}
 	}
 	return sb.String()
+}
+
+// A session opened over MCP at /mcp is its token's: the token runs two
+// steps in it that share a file, and sees it through the API; another
+// token can neither run in it nor close it, over MCP or the API; its
+// close_session ends it, which the API then answers with 410.
+func TestMCPSessionsOverHTTP(t *testing.T) {
+	b := setup(t, httpapi.Config{}, httpapi.HubConfig{})
+	liveworker.StartWith(t, b.redis.Client, "api-"+uuid.NewString()[:8], 1, func(c *worker.Config) { c.MaxSessions = 2 })
+	_, url := b.serveMCP(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	a, other := connectMCP(t, ctx, url, tokenA), connectMCP(t, ctx, url, tokenB)
+	call := func(s *mcp.ClientSession, tool string, args map[string]any) (*mcp.CallToolResult, map[string]any) {
+		t.Helper()
+		res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		sc, _ := res.StructuredContent.(map[string]any)
+		return res, sc
+	}
+
+	res, sc := call(a, "create_session", map[string]any{"files": map[string]string{"seed.txt": "seed\n"}})
+	sid, _ := sc["sessionId"].(string)
+	if res.IsError || sid == "" || sc["status"] != "open" {
+		t.Fatalf("create_session: %v, %q", sc, toolText(res))
+	}
+	res, sc = call(a, "execute", map[string]any{"command": "cat seed.txt > note.txt; echo mcp >> note.txt", "session": sid})
+	if res.IsError || sc["status"] != "succeeded" || sc["session"] != sid {
+		t.Fatalf("step 1: %v, %q", sc, toolText(res))
+	}
+	res, sc = call(a, "execute", map[string]any{"command": "cat note.txt", "session": sid})
+	if res.IsError || sc["stdout"] != "seed\nmcp\n" {
+		t.Errorf("step 2: %v, %q", sc, toolText(res))
+	}
+	s := decodeSession(t, b.do(t, req{method: "GET", path: "/v1/sessions/" + sid, token: tokenA}))
+	if s.Owner != httpapi.Owner(tokenA) || s.Executions != 2 || s.Status != tasks.SessionOpen {
+		t.Errorf("the API, the same token: %+v", s)
+	}
+
+	for tool, args := range map[string]map[string]any{
+		"execute":       {"command": "cat note.txt", "session": sid},
+		"submit":        {"command": "cat note.txt", "session": sid},
+		"close_session": {"sessionId": sid},
+	} {
+		if res, _ := call(other, tool, args); !res.IsError || !strings.Contains(toolText(res), "no session "+sid) {
+			t.Errorf("%s in another token's session: %q; want a not-found tool error", tool, toolText(res))
+		}
+	}
+	if r := b.do(t, req{method: "GET", path: "/v1/sessions/" + sid, token: tokenB}); r.StatusCode != http.StatusNotFound {
+		t.Errorf("the API, another token: %d, want 404", r.StatusCode)
+	}
+
+	if res, sc := call(a, "close_session", map[string]any{"sessionId": sid}); res.IsError || sc["closed"] != true {
+		t.Errorf("close_session: %v, %q", sc, toolText(res))
+	}
+	r := b.do(t, req{method: "POST", path: "/v1/sessions/" + sid + "/executions", token: tokenA, body: map[string]any{"cmd": []string{"true"}}})
+	if r.StatusCode != http.StatusGone {
+		t.Errorf("the API after close_session: %d %s, want 410", r.StatusCode, r.body)
+	}
 }

@@ -33,6 +33,12 @@ const (
 	problemFinished   = "urn:execq:problem:finished"
 	problemRateLimit  = "urn:execq:problem:rate-limited"
 	problemStreams    = "urn:execq:problem:too-many-streams"
+	// A session's ID is taken.
+	problemSessionExists = "urn:execq:problem:session-exists"
+	// A session admits no more executions: it was lost or closed.
+	problemSessionEnded = "urn:execq:problem:session-ended"
+	// No worker opened a session in time.
+	problemNoSessionWorker = "urn:execq:problem:no-session-worker"
 )
 
 var problemTitles = map[string]string{
@@ -41,6 +47,10 @@ var problemTitles = map[string]string{
 	problemFinished:   "The execution has finished",
 	problemRateLimit:  "Too many requests",
 	problemStreams:    "Too many open event streams",
+
+	problemSessionExists:   "The session ID is taken",
+	problemSessionEnded:    "The session has ended",
+	problemNoSessionWorker: "No worker opened the session in time",
 }
 
 // writeProblem answers with a problem of type typ ("" for about:blank).

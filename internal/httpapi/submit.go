@@ -29,22 +29,15 @@ type submitted struct {
 // submit is POST /v1/executions: 202 for a new execution, 200 for the same
 // request again under the same ID, 409 for another request under it.
 func (a *API) submit(w http.ResponseWriter, r *http.Request, owner string) {
-	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
-		writeProblem(w, http.StatusUnsupportedMediaType, "", "the body must be application/json, not "+strconv.Quote(ct))
-		return
-	}
-	if r.ContentLength > a.cfg.MaxBodyBytes {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "", a.tooLarge())
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "", a.tooLarge())
-		return
-	}
-	if err != nil {
-		writeProblem(w, http.StatusBadRequest, "", "reading the body: "+err.Error())
+	a.submitTo(w, r, owner, "")
+}
+
+// submitTo answers a submission, into the session sid when it is not ""
+// (POST /v1/sessions/{id}/executions) or to the session the body names:
+// 404 for a session unknown to the token, 410 for one that has ended.
+func (a *API) submitTo(w http.ResponseWriter, r *http.Request, owner, sid string) {
+	body, ok := a.readBody(w, r)
+	if !ok {
 		return
 	}
 	req, status, err := decodeSubmission(body)
@@ -52,23 +45,28 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, owner string) {
 		writeProblem(w, status, problemValidation, err.Error(), err.Error())
 		return
 	}
-	if key := r.Header.Get(IdempotencyHeader); key != "" {
-		if req.ID != "" && req.ID != key {
-			msg := fmt.Sprintf("the %s header %q and the body's id %q differ; give one, or the same", IdempotencyHeader, key, req.ID)
-			writeProblem(w, http.StatusUnprocessableEntity, problemValidation, msg, msg)
-			return
-		}
-		req.ID = key
+	if !idempotencyKey(w, r, &req.ID) {
+		return
 	}
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
 	if req.Owner != "" && req.Owner != owner {
-		msg := "owner is set by the server, from the bearer token; leave it out"
-		writeProblem(w, http.StatusUnprocessableEntity, problemValidation, msg, msg)
+		invalid(w, "owner is set by the server, from the bearer token; leave it out")
 		return
 	}
 	req.Owner = owner
+	if req.SessionSeq != 0 {
+		invalid(w, "sessionSeq is set by the server, when the session admits the execution; leave it out")
+		return
+	}
+	if sid != "" {
+		if req.Session != "" && req.Session != sid {
+			invalid(w, fmt.Sprintf("the body's session %q is not the path's %q; give one, or the same", req.Session, sid))
+			return
+		}
+		req.Session = sid
+	}
 	if err := a.validate(req); err != nil {
 		var ve *tasks.ValidationError
 		if errors.As(err, &ve) {
@@ -88,6 +86,12 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, owner string) {
 		writeProblem(w, http.StatusConflict, problemConflict,
 			"execution ID "+req.ID+" was submitted before with another request; a new request needs a new ID")
 		return
+	case errors.Is(err, producer.ErrSessionNotFound):
+		writeProblem(w, http.StatusNotFound, "", noSession(req.Session))
+		return
+	case errors.Is(err, producer.ErrSessionLost), errors.Is(err, producer.ErrSessionClosed):
+		a.sessionEnded(w, r, owner, req.Session, err)
+		return
 	case err != nil:
 		a.internal(w, r, err)
 		return
@@ -98,6 +102,50 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, owner string) {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, submitted{ExecutionID: id})
+}
+
+// readBody reads a JSON body of at most MaxBodyBytes; ok is false (and
+// the problem written) when the body is not JSON or is too large.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		writeProblem(w, http.StatusUnsupportedMediaType, "", "the body must be application/json, not "+strconv.Quote(ct))
+		return nil, false
+	}
+	if r.ContentLength > a.cfg.MaxBodyBytes {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "", a.tooLarge())
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "", a.tooLarge())
+		return nil, false
+	}
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "", "reading the body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// idempotencyKey puts the Idempotency-Key header, when given, into *id,
+// the body's ID; ok is false (and a 422 written) when the two differ.
+func idempotencyKey(w http.ResponseWriter, r *http.Request, id *string) bool {
+	key := r.Header.Get(IdempotencyHeader)
+	if key == "" {
+		return true
+	}
+	if *id != "" && *id != key {
+		invalid(w, fmt.Sprintf("the %s header %q and the body's id %q differ; give one, or the same", IdempotencyHeader, key, *id))
+		return false
+	}
+	*id = key
+	return true
+}
+
+// invalid answers a 422 whose one problem is msg.
+func invalid(w http.ResponseWriter, msg string) {
+	writeProblem(w, http.StatusUnprocessableEntity, problemValidation, msg, msg)
 }
 
 func (a *API) tooLarge() string {
@@ -127,6 +175,34 @@ func isJSON(contentType string) bool {
 // status is the one to answer with when it fails: 400 for a body that is
 // not JSON, 422 for JSON that is not a valid request.
 func decodeSubmission(body []byte) (*tasks.ExecRequest, int, error) {
+	top, status, err := decodeObject(body)
+	if err != nil {
+		return nil, status, err
+	}
+	changed, err := textInput(top, "stdinText", "stdin", "")
+	if err != nil {
+		return nil, http.StatusUnprocessableEntity, err
+	}
+	filesChanged, err := textFiles(top)
+	if err != nil {
+		return nil, http.StatusUnprocessableEntity, err
+	}
+	if changed || filesChanged {
+		if body, err = json.Marshal(top); err != nil {
+			return nil, http.StatusUnprocessableEntity, err
+		}
+	}
+	req, err := tasks.DecodeRequestStrict(body)
+	if err != nil {
+		return nil, http.StatusUnprocessableEntity, fmt.Errorf("the body is not a valid execution request: %w", err)
+	}
+	return req, 0, nil
+}
+
+// decodeObject reads a body that must be a JSON object, its members left
+// undecoded; the status is 400 for a body that is not JSON, 422 for JSON
+// that is not an object.
+func decodeObject(body []byte) (map[string]json.RawMessage, int, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		var syn *json.SyntaxError
@@ -138,40 +214,37 @@ func decodeSubmission(body []byte) (*tasks.ExecRequest, int, error) {
 	if top == nil {
 		return nil, http.StatusUnprocessableEntity, errors.New("the body is not a JSON object")
 	}
-	changed, err := textInput(top, "stdinText", "stdin", "")
+	return top, 0, nil
+}
+
+// textFiles replaces the "text" of each of top's files with its
+// "content" in base64, as textInput does; it reports whether top changed.
+func textFiles(top map[string]json.RawMessage) (bool, error) {
+	raw, ok := top["files"]
+	if !ok || isNull(raw) {
+		return false, nil
+	}
+	var files []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &files); err != nil {
+		return false, fmt.Errorf("files: %w", err)
+	}
+	changed := false
+	for i, f := range files {
+		c, err := textInput(f, "text", "content", fmt.Sprintf("files[%d].", i))
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	if !changed {
+		return false, nil
+	}
+	enc, err := json.Marshal(files)
 	if err != nil {
-		return nil, http.StatusUnprocessableEntity, err
+		return false, fmt.Errorf("files: %w", err)
 	}
-	if raw, ok := top["files"]; ok && !isNull(raw) {
-		var files []map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &files); err != nil {
-			return nil, http.StatusUnprocessableEntity, fmt.Errorf("files: %w", err)
-		}
-		filesChanged := false
-		for i, f := range files {
-			c, err := textInput(f, "text", "content", fmt.Sprintf("files[%d].", i))
-			if err != nil {
-				return nil, http.StatusUnprocessableEntity, err
-			}
-			filesChanged = filesChanged || c
-		}
-		if filesChanged {
-			if top["files"], err = json.Marshal(files); err != nil {
-				return nil, http.StatusUnprocessableEntity, err
-			}
-			changed = true
-		}
-	}
-	if changed {
-		if body, err = json.Marshal(top); err != nil {
-			return nil, http.StatusUnprocessableEntity, err
-		}
-	}
-	req, err := tasks.DecodeRequestStrict(body)
-	if err != nil {
-		return nil, http.StatusUnprocessableEntity, fmt.Errorf("the body is not a valid execution request: %w", err)
-	}
-	return req, 0, nil
+	top["files"] = enc
+	return true, nil
 }
 
 // textInput replaces obj[textKey], a string, with obj[base64Key], its

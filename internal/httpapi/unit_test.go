@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -202,5 +203,80 @@ func TestEventData(t *testing.T) {
 		if got := wantsNDJSON(accept); got != want {
 			t.Errorf("wantsNDJSON(%q) = %v", accept, got)
 		}
+	}
+}
+
+func TestDecodeSessionRequest(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		body    string
+		status  int    // 0: decodes
+		problem string // part of the error
+		check   func(t *testing.T, r *tasks.SessionRequest)
+	}{
+		{name: "plain", body: `{"id":"s1","language":"python","env":{"A":"1"},"memoryBytes":67108864,"cpus":0.5,"pids":64,"idleTimeoutMs":1500,"lifetimeMs":60000}`,
+			check: func(t *testing.T, r *tasks.SessionRequest) {
+				if r.ID != "s1" || r.Language != "python" || r.Env["A"] != "1" || r.MemoryBytes != 64<<20 || r.CPUs != 0.5 || r.Pids != 64 ||
+					r.IdleTimeout != 1500*time.Millisecond || r.Lifetime != time.Minute {
+					t.Errorf("decoded %+v", r)
+				}
+			}},
+		{name: "file text and content", body: `{"files":[{"path":"a","text":"x","mode":"0755"},{"path":"b","content":"eQ=="}]}`, check: func(t *testing.T, r *tasks.SessionRequest) {
+			if len(r.Files) != 2 || string(r.Files[0].Content) != "x" || r.Files[0].Mode != 0o755 || string(r.Files[1].Content) != "y" {
+				t.Errorf("files %+v", r.Files)
+			}
+		}},
+		{name: "empty", body: `{}`, check: func(t *testing.T, r *tasks.SessionRequest) {
+			if r.ID != "" || r.IdleTimeout != 0 || r.Lifetime != 0 {
+				t.Errorf("decoded %+v", r)
+			}
+		}},
+		{name: "both contents", body: `{"files":[{"path":"a","text":"a","content":"eA=="}]}`, status: 422, problem: "files[0].text and files[0].content"},
+		{name: "unknown", body: `{"image":"x","cmd":["true"]}`, status: 422, problem: `unknown field "cmd"`},
+		{name: "unknown in a file", body: `{"files":[{"path":"a","size":1}]}`, status: 422, problem: `unknown field "size"`},
+		{name: "Go's name of a duration", body: `{"IdleTimeout":5}`, status: 422, problem: `unknown field "IdleTimeout"`},
+		{name: "a stored-input reference", body: `{"files":[{"path":"a","content":{"storedBytes":1}}]}`, status: 422, problem: "files"},
+		{name: "out of range", body: `{"lifetimeMs":9223372036854775807}`, status: 422, problem: "lifetimeMs"},
+		{name: "wrong type", body: `{"env":["A"]}`, status: 422, problem: "env"},
+		{name: "trailing data", body: `{} {}`, status: 400, problem: "not JSON"},
+		{name: "array", body: `[1]`, status: 422, problem: "not a JSON object"},
+		{name: "syntax", body: `{"id":`, status: 400, problem: "not JSON"},
+	}
+	for _, c := range cases {
+		r, status, err := decodeSessionRequest([]byte(c.body))
+		if c.status == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+				continue
+			}
+			c.check(t, r)
+			continue
+		}
+		if err == nil || status != c.status || !strings.Contains(err.Error(), c.problem) {
+			t.Errorf("%s: %d %v, want %d mentioning %q", c.name, status, err, c.status, c.problem)
+		}
+	}
+}
+
+func TestSessionJSON(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	info := tasks.SessionInfo{ID: "s1", Status: tasks.SessionOpen, Executions: 2, Done: 2, IdleTimeout: time.Minute,
+		CreatedAt: now.Add(-time.Hour), LastActiveAt: now.Add(-1500 * time.Millisecond)}
+	b, err := sessionJSON(info, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if got["sessionId"] != "s1" || got["status"] != "open" || got["idleMs"] != 1500.0 || got["idleTimeoutMs"] != 60000.0 {
+		t.Errorf("session JSON %s", b)
+	}
+	info.Running = "x"
+	if b, _ := sessionJSON(info, now); !strings.HasSuffix(string(b), `,"idleMs":0}`) {
+		t.Errorf("a session running an execution: %s, want idleMs 0", b)
 	}
 }

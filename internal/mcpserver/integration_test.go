@@ -22,6 +22,7 @@ import (
 	"github.com/execq/execq/internal/testutil/liveworker"
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
+	"github.com/execq/execq/worker"
 )
 
 // live is a worker on a real redis-server and the Docker engine, and an
@@ -40,7 +41,7 @@ func setupLive(t *testing.T) *live {
 	r := testutil.StartRedis(t)
 	l := &live{ctx: testutil.Context(t, 5*time.Minute), redis: r, client: producer.New(r.Client, producer.Options{})}
 	l.exe = testutil.ExecqBinary(t)
-	liveworker.Start(t, r.Client, "mcp-"+uuid.NewString()[:8], 2)
+	liveworker.StartWith(t, r.Client, "mcp-"+uuid.NewString()[:8], 2, func(c *worker.Config) { c.MaxSessions = 2 })
 	return l
 }
 
@@ -114,7 +115,7 @@ func TestStdio(t *testing.T) {
 			names = append(names, tool.Name)
 			if tool.Name == "execute" {
 				in, out := schemaOf(t, tool.InputSchema), schemaOf(t, tool.OutputSchema)
-				if got := keys(in["properties"]); !slices.Equal(got, []string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}) {
+				if got := keys(in["properties"]); !slices.Equal(got, []string{"argv", "code", "command", "env", "files", "image", "language", "memory", "session", "stdin", "timeoutSeconds"}) {
 					t.Errorf("execute's arguments: %v", got)
 				}
 				if !slices.Contains(strs(out["required"]), "exitCode") {
@@ -123,7 +124,7 @@ func TestStdio(t *testing.T) {
 			}
 		}
 		slices.Sort(names)
-		if want := []string{"cancel", "execute", "get_result", "submit"}; !slices.Equal(names, want) {
+		if want := []string{"cancel", "close_session", "create_session", "execute", "get_result", "submit"}; !slices.Equal(names, want) {
 			t.Errorf("tools %v, want %v", names, want)
 		}
 	})
@@ -221,6 +222,44 @@ func TestStdio(t *testing.T) {
 		if r := result(t, res); r.Status != tasks.StatusCanceled {
 			t.Errorf("get_result after cancel: %+v", r)
 		}
+	})
+
+	t.Run("a session", func(t *testing.T) {
+		res := s.call(t, l.ctx, "create_session", map[string]any{"env": map[string]string{"WHO": "session"}, "idleTimeoutSeconds": 120}, false)
+		opened := structured[mcpserver.SessionOpened](t, res)
+		if res.IsError || opened.Status != "open" || opened.Image != testutil.SandboxImage {
+			t.Fatalf("create_session: %+v, %q", opened, text(res))
+		}
+		sid := opened.SessionID
+		// execq session show sees what the MCP server opened, without an
+		// owner, as the CLI's own.
+		if info, err := l.client.Session(sid).Info(l.ctx); err != nil || info.Status != tasks.SessionOpen || info.Owner != "" {
+			t.Errorf("the session from outside: %+v, %v", info, err)
+		}
+		r := result(t, s.call(t, l.ctx, "execute", map[string]any{"command": `echo "$WHO step 1" > note.txt; sleep 300 & echo $! > bg.pid`, "session": sid}, false))
+		if r.Status != tasks.StatusSucceeded || r.Session != sid {
+			t.Fatalf("step 1: %+v", r)
+		}
+		r = result(t, s.call(t, l.ctx, "execute", map[string]any{"command": "cat note.txt; kill -0 $(cat bg.pid) && echo still-running", "session": sid}, false))
+		if r.Status != tasks.StatusSucceeded || r.Stdout != "session step 1\nstill-running\n" {
+			t.Errorf("step 2: %+v", r)
+		}
+		res = s.call(t, l.ctx, "execute", map[string]any{"command": "true", "session": sid, "image": testutil.SandboxImage}, false)
+		if !res.IsError || !strings.Contains(text(res), "image and memory are the session's") {
+			t.Errorf("an image with session: %q", text(res))
+		}
+		res = s.call(t, l.ctx, "close_session", map[string]any{"sessionId": sid}, false)
+		if c := structured[mcpserver.SessionClosed](t, res); res.IsError || !c.Closed {
+			t.Errorf("close_session: %+v, %q", c, text(res))
+		}
+		res = s.call(t, l.ctx, "execute", map[string]any{"command": "cat note.txt", "session": sid}, false)
+		if !res.IsError || !strings.Contains(text(res), "has ended") {
+			t.Errorf("execute after close_session: %q; want a tool error", text(res))
+		}
+		testutil.Eventually(t, time.Minute, 50*time.Millisecond, "the worker closes the session", func() bool {
+			info, err := l.client.Session(sid).Info(l.ctx)
+			return err == nil && info.Status == tasks.SessionClosed
+		})
 	})
 
 	t.Run("a canceled call cancels its execution", func(t *testing.T) {

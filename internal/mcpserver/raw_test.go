@@ -122,7 +122,7 @@ func TestRawJSONRPC(t *testing.T) {
 			t.Errorf("tool %s: outputSchema %v", name, out)
 		}
 	}
-	equal(t, "tool names", names, `{"execute":true,"submit":true,"get_result":true,"cancel":true}`)
+	equal(t, "tool names", names, `{"execute":true,"submit":true,"get_result":true,"cancel":true,"create_session":true,"close_session":true}`)
 
 	p.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"execute","arguments":{"command":"echo hi; exit 3"},"_meta":{"progressToken":"tok-3"}}}`)
 	var progress []map[string]any

@@ -99,3 +99,17 @@ func executeInputSchema() (*jsonschema.Schema, error) {
 	s.Properties["command"].MinLength = jsonschema.Ptr(1)
 	return s, nil
 }
+
+// createSessionInputSchema is the input schema of create_session: the one
+// inferred from CreateSessionArgs, with bounds that inference cannot know.
+func createSessionInputSchema() (*jsonschema.Schema, error) {
+	s, err := jsonschema.For[CreateSessionArgs](nil)
+	if err != nil {
+		return nil, fmt.Errorf("infer the schema of create_session's arguments: %w", err)
+	}
+	for _, name := range []string{"idleTimeoutSeconds", "lifetimeSeconds", "cpus", "pids"} {
+		s.Properties[name].Minimum = jsonschema.Ptr(0.0)
+	}
+	s.Properties["lifetimeSeconds"].Maximum = jsonschema.Ptr(tasks.MaxSessionLifetime.Seconds())
+	return s, nil
+}

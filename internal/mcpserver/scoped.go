@@ -15,9 +15,15 @@ type OwnerOf func(ctx context.Context, id string) (owner string, known bool, err
 
 // Scoped returns exec limited to the executions of owner: what it submits
 // carries owner, and any other execution reads as unknown
-// (producer.ErrNotFound), as the HTTP API answers another token's.
+// (producer.ErrNotFound), as the HTTP API answers another token's. When
+// exec has Sessions, so does the result: the sessions it opens are owner's,
+// and it reaches no other owner's (producer.ErrSessionNotFound).
 func Scoped(exec Executions, owner string, ownerOf OwnerOf) Executions {
-	return scoped{exec: exec, owner: owner, ownerOf: ownerOf}
+	s := scoped{exec: exec, owner: owner, ownerOf: ownerOf}
+	if sessions, ok := exec.(Sessions); ok {
+		return scopedSessions{scoped: s, sessions: sessions}
+	}
+	return s
 }
 
 type scoped struct {
@@ -75,4 +81,22 @@ func (s scoped) Cancel(ctx context.Context, id string) error {
 		return err
 	}
 	return s.exec.Cancel(ctx, id)
+}
+
+// scopedSessions is a scoped whose Executions has Sessions.
+type scopedSessions struct {
+	scoped
+	sessions Sessions
+}
+
+// CreateSession opens a session of the scope's owner.
+func (s scopedSessions) CreateSession(ctx context.Context, req tasks.SessionRequest) (*producer.Session, error) {
+	req.Owner = s.owner
+	return s.sessions.CreateSession(ctx, req)
+}
+
+// SessionOf returns a handle on the session id of the scope's owner,
+// whichever owner is asked for.
+func (s scopedSessions) SessionOf(id, _ string) *producer.Session {
+	return s.sessions.SessionOf(id, s.owner)
 }

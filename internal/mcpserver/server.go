@@ -1,11 +1,14 @@
 // Package mcpserver is execq's Model Context Protocol server: the tools
 // execute, submit, get_result and cancel, through which an AI agent runs
-// commands in execq's sandboxes. It serves one session on standard input
-// and output (execq mcp) with ServeStdio, or sessions over streamable HTTP
-// with Handler (mounted at /mcp by execq serve). It is built on the
-// official Go SDK, github.com/modelcontextprotocol/go-sdk, and on a
-// producer.Client: it submits, follows and reads executions like any other
-// producer.
+// commands in execq's sandboxes, and create_session and close_session,
+// which hold one sandbox for a series of commands (an execq session, which
+// execute and submit run in when given its ID; not an MCP session). It
+// serves one MCP session on standard input and output (execq mcp) with
+// ServeStdio, or MCP sessions over streamable HTTP with Handler (mounted
+// at /mcp by execq serve). It is built on the official Go SDK,
+// github.com/modelcontextprotocol/go-sdk, and on a producer.Client: it
+// submits, follows and reads executions, and opens and closes sessions,
+// like any other producer.
 //
 // When the call of an execute ends before its execution (the client sent
 // notifications/cancelled, its connection closed, Run's ctx ended or
@@ -42,10 +45,26 @@ type Executions interface {
 
 var _ Executions = (*producer.Client)(nil)
 
+// Sessions is what the session tools need of a *producer.Client: to open
+// execq sessions and to reach one by its ID. Scoped's result has it, for
+// its owner, when its Executions has it.
+type Sessions interface {
+	CreateSession(ctx context.Context, req tasks.SessionRequest) (*producer.Session, error)
+	SessionOf(id, owner string) *producer.Session
+}
+
+var _ Sessions = (*producer.Client)(nil)
+
 // Config configures a Server.
 type Config struct {
 	// Client submits and reads executions: a *producer.Client. Required.
 	Client Executions
+	// Sessions opens and closes the sessions of create_session and
+	// close_session. Defaults to Client when Client has it (a
+	// *producer.Client does, and so does what Scoped makes of one); with
+	// none, the server has no session tools (execute and submit still run
+	// in a session given by ID).
+	Sessions Sessions
 	// Logger receives what the server does (submissions, cancels, failed
 	// notifications). Defaults to discarding.
 	Logger *slog.Logger
@@ -69,6 +88,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Sessions == nil {
+		c.Sessions, _ = c.Client.(Sessions)
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -102,8 +124,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("mcpserver: Config.Client is required")
 	}
 	s := &Server{cfg: cfg.withDefaults()}
+	instructions := "execq runs commands in isolated, network-less Linux sandboxes. Use execute to run a command and get its output; submit, get_result and cancel for long ones."
+	if s.cfg.Sessions != nil {
+		instructions += " Each command gets a fresh sandbox; to run several in one that keeps its files and processes, open a session with create_session, pass its ID as session to execute or submit, and end it with close_session."
+	}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "execq", Title: "execq sandboxes", Version: s.cfg.Version}, &mcp.ServerOptions{
-		Instructions: "execq runs commands in isolated, network-less Linux sandboxes. Use execute to run a command and get its output; submit, get_result and cancel for long ones.",
+		Instructions: instructions,
 		Logger:       s.cfg.Logger,
 		// Tools only: no logging capability to advertise.
 		Capabilities: &mcp.ServerCapabilities{},

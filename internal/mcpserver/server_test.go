@@ -69,9 +69,10 @@ func setup(t *testing.T, queue string) *bundle {
 	})
 	b := &bundle{ctx: ctx, client: producer.New(rc, producer.Options{}), ids: make(chan string, 16), store: rdb.New(rc, tasks.Keys{}, 0)}
 	b.srv, err = mcpserver.New(mcpserver.Config{
-		Client: submitted{Executions: b.client, ids: b.ids},
-		Logger: testutil.Logger(t),
-		Queue:  queue,
+		Client:   submitted{Executions: b.client, ids: b.ids},
+		Sessions: b.client,
+		Logger:   testutil.Logger(t),
+		Queue:    queue,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +110,12 @@ func TestTools(t *testing.T) {
 	for name, want := range map[string]struct {
 		in, required, out []string
 	}{
-		"execute":    {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId", "exitCode", "stdout", "stderr", "status"}},
-		"submit":     {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "stdin", "timeoutSeconds"}, nil, []string{"executionId"}},
-		"get_result": {[]string{"id", "waitSeconds"}, []string{"id"}, []string{"executionId", "status"}},
-		"cancel":     {[]string{"id"}, []string{"id"}, []string{"executionId", "canceled"}},
+		"execute":        {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "session", "stdin", "timeoutSeconds"}, nil, []string{"executionId", "exitCode", "stdout", "stderr", "status"}},
+		"submit":         {[]string{"argv", "code", "command", "env", "files", "image", "language", "memory", "session", "stdin", "timeoutSeconds"}, nil, []string{"executionId"}},
+		"get_result":     {[]string{"id", "waitSeconds"}, []string{"id"}, []string{"executionId", "status"}},
+		"cancel":         {[]string{"id"}, []string{"id"}, []string{"executionId", "canceled"}},
+		"create_session": {[]string{"cpus", "env", "files", "idleTimeoutSeconds", "image", "language", "lifetimeSeconds", "memory", "pids"}, nil, []string{"sessionId", "status", "idleTimeoutSeconds", "lifetimeSeconds"}},
+		"close_session":  {[]string{"sessionId"}, []string{"sessionId"}, []string{"sessionId", "closed", "status"}},
 	} {
 		tool := tools[name]
 		if tool == nil {
@@ -139,6 +142,13 @@ func TestTools(t *testing.T) {
 	wait := schemaOf(t, tools["get_result"].InputSchema)["properties"].(map[string]any)["waitSeconds"].(map[string]any)
 	if wait["maximum"] != 60.0 {
 		t.Errorf("get_result's waitSeconds: maximum %v, want 60", wait["maximum"])
+	}
+	lifetime := schemaOf(t, tools["create_session"].InputSchema)["properties"].(map[string]any)["lifetimeSeconds"].(map[string]any)
+	if lifetime["maximum"] != 86400.0 || lifetime["minimum"] != 0.0 {
+		t.Errorf("create_session's lifetimeSeconds: %v, want from 0 to 86400", lifetime)
+	}
+	if len(tools) != 6 {
+		t.Errorf("%d tools, want 6", len(tools))
 	}
 }
 
@@ -448,7 +458,7 @@ func TestHandler(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"cancel", "execute", "get_result", "submit"}; !slices.Equal(names, want) {
+	if want := []string{"cancel", "close_session", "create_session", "execute", "get_result", "submit"}; !slices.Equal(names, want) {
 		t.Errorf("tools %v, want %v", names, want)
 	}
 	res := s.call(t, b.ctx, "execute", map[string]any{"argv": []string{"echo", "over", "http"}}, true)

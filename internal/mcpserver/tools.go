@@ -44,6 +44,24 @@ type Canceled struct {
 	Status      string `json:"status,omitempty" jsonschema:"how it ended, when it had already finished"`
 }
 
+// SessionOpened is the create_session tool's structured content.
+type SessionOpened struct {
+	SessionID          string  `json:"sessionId" jsonschema:"the session's ID: pass it as session to execute and submit, and to close_session"`
+	Status             string  `json:"status" jsonschema:"open: a worker holds the session's sandbox"`
+	Image              string  `json:"image,omitempty" jsonschema:"the session's sandbox image"`
+	Language           string  `json:"language,omitempty" jsonschema:"the session's language, when it has one"`
+	IdleTimeoutSeconds float64 `json:"idleTimeoutSeconds" jsonschema:"the session closes when nothing ran in it for this many seconds"`
+	LifetimeSeconds    float64 `json:"lifetimeSeconds" jsonschema:"the session closes this many seconds after it was created"`
+}
+
+// SessionClosed is the close_session tool's structured content.
+type SessionClosed struct {
+	SessionID string `json:"sessionId" jsonschema:"the session's ID"`
+	Closed    bool   `json:"closed" jsonschema:"true when this call closed it; false when it had already ended"`
+	Status    string `json:"status" jsonschema:"closing while its worker ends it, then closed; lost when its worker or its sandbox went away"`
+	Cause     string `json:"cause,omitempty" jsonschema:"why it ended, when it had: closed, idle, lifetime, lost or failed"`
+}
+
 // progressStreamKey names, in a progress notification's _meta, the stream
 // ("stdout" or "stderr") whose output the message carries.
 const progressStreamKey = "execq/stream"
@@ -83,6 +101,22 @@ func (s *Server) addTools() error {
 		Name: "cancel", Title: "Cancel an execution", Description: cancelDescription,
 		Annotations: &mcp.ToolAnnotations{Title: "Cancel an execution", DestructiveHint: &no, IdempotentHint: true, OpenWorldHint: &no},
 	}, track(&s.calls, s.cancel))
+	if s.cfg.Sessions == nil {
+		return nil
+	}
+	createIn, err := createSessionInputSchema()
+	if err != nil {
+		return err
+	}
+	mcp.AddTool(s.mcp, &mcp.Tool{
+		Name: "create_session", Title: "Open a sandbox for a series of commands", Description: createSessionDescription,
+		InputSchema: createIn,
+		Annotations: &mcp.ToolAnnotations{Title: "Open a sandbox for a series of commands", DestructiveHint: &no, OpenWorldHint: &no},
+	}, track(&s.calls, s.createSession))
+	mcp.AddTool(s.mcp, &mcp.Tool{
+		Name: "close_session", Title: "Close a session", Description: closeSessionDescription,
+		Annotations: &mcp.ToolAnnotations{Title: "Close a session", DestructiveHint: &no, IdempotentHint: true, OpenWorldHint: &no},
+	}, track(&s.calls, s.closeSession))
 	return nil
 }
 
@@ -172,10 +206,14 @@ func (s *Server) submit(ctx context.Context, args ExecuteArgs) (string, error) {
 	}
 	id, err := s.cfg.Client.Submit(ctx, req)
 	var verr *tasks.ValidationError
-	if errors.As(err, &verr) {
+	switch {
+	case errors.As(err, &verr):
 		return "", verr
-	}
-	if err != nil {
+	case errors.Is(err, producer.ErrSessionNotFound):
+		return "", fmt.Errorf("no session %s: it was never created, it expired, or it is not this client's; create_session opens one", req.Session)
+	case errors.Is(err, producer.ErrSessionLost), errors.Is(err, producer.ErrSessionClosed):
+		return "", fmt.Errorf("session %s has ended and runs nothing more (%v); create_session opens another, whose /workspace starts empty", req.Session, err)
+	case err != nil:
 		return "", fmt.Errorf("execq could not submit the execution: %w", err)
 	}
 	what := req.Language
@@ -184,6 +222,64 @@ func (s *Server) submit(ctx context.Context, args ExecuteArgs) (string, error) {
 	}
 	s.cfg.Logger.Info("mcp: submitted", "id", id, "program", what)
 	return id, nil
+}
+
+// createSession opens a session and returns once a worker holds its
+// sandbox (producer.Client.CreateSession bounds the wait).
+func (s *Server) createSession(ctx context.Context, _ *mcp.CallToolRequest, args CreateSessionArgs) (*mcp.CallToolResult, SessionOpened, error) {
+	req, err := args.request(s.cfg.Queue, s.cfg.Image)
+	if err != nil {
+		return nil, SessionOpened{}, fmt.Errorf("invalid arguments: %w", err)
+	}
+	sess, err := s.cfg.Sessions.CreateSession(ctx, req)
+	var verr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return nil, SessionOpened{}, verr
+	case err != nil:
+		return nil, SessionOpened{}, fmt.Errorf("execq could not open the session: %w", err)
+	}
+	info, err := sess.Info(ctx)
+	if err != nil {
+		return nil, SessionOpened{}, fmt.Errorf("execq could not read the state of session %s: %w", sess.ID(), err)
+	}
+	out := SessionOpened{SessionID: info.ID, Status: string(info.Status), Image: info.Image, Language: info.Language,
+		IdleTimeoutSeconds: info.IdleTimeout.Seconds(), LifetimeSeconds: info.Lifetime.Seconds()}
+	s.cfg.Logger.Info("mcp: session opened", "session", info.ID, "image", info.Image, "worker", info.Worker)
+	text := fmt.Sprintf("opened session %s (image %s)\n"+
+		"Pass session %q to execute or submit: its commands run in this one sandbox, one at a time, in the order they were given, "+
+		"and each finds the files the earlier ones left in /workspace and the processes they left running. "+
+		"It closes after %s with nothing running, %s after it was created, or with close_session; close it when you are done.",
+		info.ID, info.Image, info.ID, info.IdleTimeout, info.Lifetime)
+	return textContent(text), out, nil
+}
+
+// closeSession closes a session, or says how it had ended.
+func (s *Server) closeSession(ctx context.Context, _ *mcp.CallToolRequest, args SessionIDArgs) (*mcp.CallToolResult, SessionClosed, error) {
+	out := SessionClosed{SessionID: args.SessionID}
+	if err := tasks.ValidateID(args.SessionID); err != nil {
+		return nil, out, fmt.Errorf("invalid arguments: sessionId: %w", err)
+	}
+	sess := s.cfg.Sessions.SessionOf(args.SessionID, "")
+	info, err := sess.Info(ctx)
+	switch {
+	case errors.Is(err, producer.ErrSessionNotFound):
+		return nil, out, fmt.Errorf("no session %s: it was never created, it expired, or it is not this client's", args.SessionID)
+	case err != nil:
+		return nil, out, fmt.Errorf("execq could not read the state of session %s: %w", args.SessionID, err)
+	case info.Status.Ended():
+		out.Status, out.Cause = string(info.Status), info.Cause
+		return textContent(fmt.Sprintf("session %s had already ended (%s, %s); nothing was closed.", args.SessionID, info.Status, info.Cause)), out, nil
+	}
+	if err := sess.Close(ctx); err != nil {
+		return nil, out, fmt.Errorf("execq could not close session %s: %w", args.SessionID, err)
+	}
+	out.Closed, out.Status, out.Cause = true, string(tasks.SessionClosing), tasks.CauseClosed
+	if info, err := sess.Info(ctx); err == nil {
+		out.Status, out.Cause = string(info.Status), info.Cause
+	}
+	s.cfg.Logger.Info("mcp: session closed", "session", args.SessionID)
+	return textContent(fmt.Sprintf("closed session %s: what ran or waited in it is canceled, its processes are killed and its /workspace is wiped.", args.SessionID)), out, nil
 }
 
 // getResult returns the result, waiting up to waitSeconds for it, or the

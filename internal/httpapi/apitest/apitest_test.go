@@ -46,9 +46,11 @@ func TestEventChecks(t *testing.T) {
 	}
 }
 
-// The document's request schemas name every JSON field of tasks.ExecRequest
-// and tasks.File and nothing else (besides the text forms of the inputs),
-// so that a field added to the request is added to the document too.
+// The document's request schemas name every JSON field of tasks.ExecRequest,
+// tasks.SessionRequest and tasks.File and nothing else (besides the text
+// forms of the inputs and the durations in milliseconds), and the schema of
+// a session's state every field of tasks.SessionInfo (and idleMs), so that
+// a field added to one is added to the document too.
 func TestDocumentHasTheRequestsFields(t *testing.T) {
 	t.Parallel()
 	v, err := NewValidator()
@@ -77,10 +79,12 @@ func TestDocumentHasTheRequestsFields(t *testing.T) {
 		}
 		for name := range got {
 			if !want[name] {
-				t.Errorf("schema %s has the field %q, which the request does not", schema, name)
+				t.Errorf("schema %s has the field %q, which %s does not", schema, name, typ)
 			}
 		}
 	}
 	check("ExecRequest", reflect.TypeFor[tasks.ExecRequest](), "timeoutMs", "stdinText")
+	check("SessionRequest", reflect.TypeFor[tasks.SessionRequest](), "idleTimeoutMs", "lifetimeMs")
 	check("File", reflect.TypeFor[tasks.File](), "text")
+	check("SessionInfo", reflect.TypeFor[tasks.SessionInfo](), "idleTimeoutMs", "lifetimeMs", "idleMs")
 }
