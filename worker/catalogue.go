@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -223,16 +224,7 @@ func (c *Catalogue) resolve(req *tasks.ExecRequest) ([]step, error) {
 			"language %q is not in this worker's catalogue; known: %s", req.Language, strings.Join(c.Names(), ", "))}}
 	}
 	req.Image = lang.Image
-	if len(lang.Env) > 0 {
-		env := make(map[string]string, len(lang.Env)+len(req.Env))
-		for k, v := range lang.Env {
-			env[k] = v
-		}
-		for k, v := range req.Env {
-			env[k] = v
-		}
-		req.Env = env
-	}
+	req.Env = underEnv(lang.Env, req.Env)
 	if len(req.Cmd) > 0 {
 		return []step{{name: tasks.StepRun, cmd: req.Cmd}}, nil
 	}
@@ -256,4 +248,16 @@ func (c *Catalogue) resolve(req *tasks.ExecRequest) ([]step, error) {
 		steps = append(steps, step{name: tasks.StepCompile, cmd: lang.Compile})
 	}
 	return append(steps, step{name: tasks.StepRun, cmd: lang.Run}), nil
+}
+
+// underEnv returns env with base's variables under it (env's win); env
+// itself when base is empty.
+func underEnv(base, env map[string]string) map[string]string {
+	if len(base) == 0 {
+		return env
+	}
+	out := make(map[string]string, len(base)+len(env))
+	maps.Copy(out, base)
+	maps.Copy(out, env)
+	return out
 }

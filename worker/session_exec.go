@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
@@ -46,12 +45,7 @@ func (e *execution) runInSession(ctx, runCtx context.Context, cancel context.Can
 	}
 	resolved := req.Resolved(e.w.cfg.Limits)
 	// The session's environment, under the execution's own.
-	env := maps.Clone(s.req.Env)
-	if env == nil {
-		env = map[string]string{}
-	}
-	maps.Copy(env, req.Env)
-	resolved.Env = env
+	resolved.Env = underEnv(s.req.Env, req.Env)
 	l := s.sb.Limits()
 	resolved.MemoryBytes, resolved.CPUs, resolved.Pids = l.MemoryBytes, float64(l.NanoCPUs)/1e9, l.Pids
 	e.req = &resolved

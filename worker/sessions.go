@@ -217,16 +217,7 @@ func (m *sessions) resolve(ctx context.Context, req *tasks.SessionRequest, paylo
 				"language %q is not in this worker's catalogue", req.Language)}}
 		}
 		req.Image = lang.Image
-		if len(lang.Env) > 0 {
-			env := make(map[string]string, len(lang.Env)+len(req.Env))
-			for k, v := range lang.Env {
-				env[k] = v
-			}
-			for k, v := range req.Env {
-				env[k] = v
-			}
-			req.Env = env
-		}
+		req.Env = underEnv(lang.Env, req.Env)
 	}
 	req.Image = cmp.Or(req.Image, m.w.cfg.Image)
 	if err := m.w.images.check(req.Image); err != nil {

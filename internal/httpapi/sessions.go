@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/execq/execq/producer"
 	"github.com/execq/execq/tasks"
 )
@@ -49,17 +47,9 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, owner string
 		writeProblem(w, status, problemValidation, err.Error(), err.Error())
 		return
 	}
-	if !idempotencyKey(w, r, &req.ID) {
+	if !identify(w, r, &req.ID, &req.Owner, owner) {
 		return
 	}
-	if req.ID == "" {
-		req.ID = uuid.NewString()
-	}
-	if req.Owner != "" && req.Owner != owner {
-		invalid(w, "owner is set by the server, from the bearer token; leave it out")
-		return
-	}
-	req.Owner = owner
 	if !req.CreatedAt.IsZero() {
 		invalid(w, "createdAt is set by the server, when it creates the session; leave it out")
 		return

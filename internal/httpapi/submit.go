@@ -45,17 +45,9 @@ func (a *API) submitTo(w http.ResponseWriter, r *http.Request, owner, sid string
 		writeProblem(w, status, problemValidation, err.Error(), err.Error())
 		return
 	}
-	if !idempotencyKey(w, r, &req.ID) {
+	if !identify(w, r, &req.ID, &req.Owner, owner) {
 		return
 	}
-	if req.ID == "" {
-		req.ID = uuid.NewString()
-	}
-	if req.Owner != "" && req.Owner != owner {
-		invalid(w, "owner is set by the server, from the bearer token; leave it out")
-		return
-	}
-	req.Owner = owner
 	if req.SessionSeq != 0 {
 		invalid(w, "sessionSeq is set by the server, when the session admits the execution; leave it out")
 		return
@@ -290,4 +282,22 @@ func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
+}
+
+// identify gives a request body its ID (its Idempotency-Key, or a new
+// UUID, where the body has none) and the token's owner, refusing an owner
+// the body sets itself. It answers and returns false when it refuses.
+func identify(w http.ResponseWriter, r *http.Request, id, bodyOwner *string, owner string) bool {
+	if !idempotencyKey(w, r, id) {
+		return false
+	}
+	if *id == "" {
+		*id = uuid.NewString()
+	}
+	if *bodyOwner != "" && *bodyOwner != owner {
+		invalid(w, "owner is set by the server, from the bearer token; leave it out")
+		return false
+	}
+	*bodyOwner = owner
+	return true
 }
