@@ -56,13 +56,16 @@ func (c *Client) SessionOf(id, owner string) *Session {
 }
 
 // CreateSession opens a session and returns once a worker holds its
-// sandbox: a sandbox kept for req.Owner's executions, one at a time, with
+// sandbox, taken from req.Queue (default the client's queue): a sandbox kept for req.Owner's executions, one at a time, with
 // the files and processes they leave (see tasks.SessionRequest). It waits
 // at most until ctx's deadline, or DefaultCreateTimeout; a session that no
 // worker opened by then is closed, and the error says so.
 func (c *Client) CreateSession(ctx context.Context, req tasks.SessionRequest) (*Session, error) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
+	}
+	if req.Queue == "" {
+		req.Queue = c.opts.Queue
 	}
 	req = req.WithDefaults()
 	if req.CreatedAt.IsZero() {
@@ -224,8 +227,24 @@ func (c *Client) Sessions(ctx context.Context, n int64, live bool, owner string)
 	return out, nil
 }
 
-// admit gives a session's execution its place and its queue, or says why
-// the session admits nothing.
+// sessionQueue returns the queue of the worker that holds req's session,
+// or says why the session admits nothing.
+func (c *Client) sessionQueue(ctx context.Context, req tasks.ExecRequest) (string, error) {
+	info, err := c.store.Session(ctx, req.Session)
+	switch {
+	case errors.Is(err, rdb.ErrNotFound), err == nil && info.Owner != req.Owner:
+		return "", fmt.Errorf("submit %s to session %s: %w", req.ID, req.Session, ErrSessionNotFound)
+	case err != nil:
+		return "", fmt.Errorf("submit %s: %w", req.ID, err)
+	case info.Queue == "":
+		// Never opened: admit refuses it, and says why.
+		return "", c.admit(ctx, &req)
+	}
+	return info.Queue, nil
+}
+
+// admit gives a session's execution its place, or says why the session
+// admits nothing.
 func (c *Client) admit(ctx context.Context, req *tasks.ExecRequest) error {
 	adm, err := c.store.AdmitToSession(ctx, req.Session, req.ID, req.Owner)
 	var refused *rdb.SessionRefusedError
@@ -240,6 +259,9 @@ func (c *Client) admit(ctx context.Context, req *tasks.ExecRequest) error {
 	case err != nil:
 		return fmt.Errorf("submit %s: %w", req.ID, err)
 	}
-	req.Queue, req.SessionSeq = adm.Queue, adm.Seq
+	if adm.Queue != req.Queue {
+		return fmt.Errorf("submit %s to session %s: its queue is %q, not %q", req.ID, req.Session, adm.Queue, req.Queue)
+	}
+	req.SessionSeq = adm.Seq
 	return nil
 }

@@ -51,19 +51,17 @@ func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id s
 		return "", false, &tasks.ValidationError{Problems: []string{
 			refs[0].Name + " is a reference to an input stored beside a task; give Submit the bytes, it stores what is large itself"}}
 	}
-	wire, inputs := req.StoreBeside()
-	if err := wire.Check(); err != nil {
-		return "", false, err
-	}
 	if req.Session != "" {
-		// Its place in the session, and the queue of the session's worker.
-		if err := c.admit(ctx, &req); err != nil {
+		// An execution of a session goes to the queue of the session's
+		// worker.
+		queue, err := c.sessionQueue(ctx, req)
+		if err != nil {
 			return "", false, err
 		}
-		wire.Queue, wire.SessionSeq = req.Queue, req.SessionSeq
+		req.Queue = queue
 	}
-	payload, err := tasks.EncodeRequest(&wire)
-	if err != nil {
+	wire, inputs := req.StoreBeside()
+	if err := wire.Check(); err != nil {
 		return "", false, err
 	}
 	digest, err := req.Digest()
@@ -79,6 +77,19 @@ func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id s
 		return "", false, fmt.Errorf("submit %s to queue %q: %w: it was submitted to queue %q", req.ID, req.Queue, ErrIDConflict, bound.Queue)
 	case bound.Digest != "" && bound.Digest != digest:
 		return "", false, fmt.Errorf("submit %s: %w: it was submitted with another request; use a new ID for a new request", req.ID, ErrIDConflict)
+	}
+	if req.Session != "" {
+		// Its place in the session, once its ID is bound to it: an ID
+		// refused above takes no place, which would leave a gap in the
+		// session's order.
+		if err := c.admit(ctx, &req); err != nil {
+			return "", false, err
+		}
+		wire.SessionSeq = req.SessionSeq
+	}
+	payload, err := tasks.EncodeRequest(&wire)
+	if err != nil {
+		return "", false, err
 	}
 	if len(inputs) > 0 {
 		// Before the task: no worker may see a reference to an input not

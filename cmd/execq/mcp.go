@@ -53,6 +53,7 @@ SIGINT or SIGTERM; an execute still running then is canceled.`,
 			srv, err := mcpserver.New(mcpserver.Config{
 				Client: producer.New(rc, producer.Options{Queue: queue}),
 				Logger: log,
+				Queue:  queue,
 				Image:  image,
 			})
 			if err != nil {
