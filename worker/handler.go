@@ -74,6 +74,9 @@ type execution struct {
 	// inSession: the execution runs in a session's sandbox, whose other
 	// processes a kill spares and whose limits are the session's.
 	inSession bool
+	// beforeResult, when set, runs before the result is stored: what a
+	// client that reads the result must see done by then.
+	beforeResult func(ctx context.Context)
 }
 
 func (e *execution) process(ctx context.Context) error {
@@ -524,6 +527,9 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if e.beforeResult != nil {
+		e.beforeResult(wctx)
+	}
 	written, err := retryRedis(wctx, func(ctx context.Context) (bool, error) {
 		if e.attempt != nil {
 			return e.attempt.Finalize(ctx, res)

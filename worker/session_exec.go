@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/execq/execq/internal/rdb"
 	"github.com/execq/execq/internal/sandbox"
@@ -64,16 +65,26 @@ func (e *execution) runInSession(ctx, runCtx context.Context, cancel context.Can
 	if !req.SubmittedAt.IsZero() {
 		e.res.QueuedMs = max(e.w.cfg.clock.Now().Sub(req.SubmittedAt).Milliseconds(), 0)
 	}
-	defer func() {
-		now := e.w.cfg.clock.Now()
-		s.done(now)
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		if _, err := retryRedis(wctx, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, e.w.store.SessionDone(ctx, s.id, now)
+	// The session counts the execution done before its result is stored,
+	// so that a client that reads the result finds the session idle; the
+	// session's next execution runs once this one has let the sandbox go.
+	var ended time.Time
+	e.beforeResult = func(ctx context.Context) {
+		if !ended.IsZero() {
+			return
+		}
+		ended = e.w.cfg.clock.Now()
+		if _, err := retryRedis(ctx, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, e.w.store.SessionDone(ctx, s.id, ended)
 		}); err != nil {
 			e.log.Warn("record the end of the session's execution", "err", err)
 		}
+	}
+	defer func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
+		e.beforeResult(wctx)
+		s.done(ended)
 	}()
 	// A close asked for while the earlier execution ran is seen here, not
 	// only at the worker's next look at its sessions.
