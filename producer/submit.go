@@ -51,6 +51,10 @@ func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id s
 		return "", false, &tasks.ValidationError{Problems: []string{
 			refs[0].Name + " is a reference to an input stored beside a task; give Submit the bytes, it stores what is large itself"}}
 	}
+	wire, inputs := req.StoreBeside()
+	if err := wire.Check(); err != nil {
+		return "", false, err
+	}
 	if req.Session != "" {
 		// An execution of a session goes to the queue of the session's
 		// worker.
@@ -58,11 +62,7 @@ func (c *Client) SubmitCreated(ctx context.Context, req tasks.ExecRequest) (id s
 		if err != nil {
 			return "", false, err
 		}
-		req.Queue = queue
-	}
-	wire, inputs := req.StoreBeside()
-	if err := wire.Check(); err != nil {
-		return "", false, err
+		req.Queue, wire.Queue = queue, queue
 	}
 	digest, err := req.Digest()
 	if err != nil {

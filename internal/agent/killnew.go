@@ -36,7 +36,7 @@ func (s Sandbox) Snapshot() (Snapshot, error) {
 // command started, in a sandbox that keeps what earlier commands left
 // running. Orphans of the command have been reparented to the agent (or
 // the init) and so descend from nothing of before. It waits, until
-// deadline, for them to be gone, and returns how many it found.
+// deadline, for them to be gone (reaped), and returns how many it found.
 func (s Sandbox) KillNew(before Snapshot, deadline time.Time) (int, error) {
 	found := 0
 	for i := 0; ; i++ {
@@ -70,7 +70,9 @@ func (s Sandbox) newProcesses(before Snapshot) ([]int, error) {
 	}
 	stats := make(map[int]procStat, len(ps))
 	for _, p := range ps {
-		if st, ok := readStat(p.pid); ok && st.state != 'Z' {
+		// A zombie counts until it is reaped: a test with kill -0, or a
+		// process that waits on its PID, still sees it.
+		if st, ok := readStat(p.pid); ok {
 			stats[p.pid] = st
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,8 +66,8 @@ func newAgentVolume(c Client, path string, readable bool) (*agentVolume, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read the agent binary: %w", err)
 	}
-	if !bytes.HasPrefix(b, []byte("\x7fELF")) {
-		return nil, fmt.Errorf("the agent binary %s is not an ELF executable", path)
+	if err := checkStatic(b); err != nil {
+		return nil, fmt.Errorf("the agent binary %s: %w", path, err)
 	}
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:8])
@@ -75,6 +76,23 @@ func newAgentVolume(c Client, path string, readable bool) (*agentVolume, error) 
 		v.name, v.mode = v.name+"-readable", agentModeReadable
 	}
 	return v, nil
+}
+
+// checkStatic refuses a binary that is no ELF executable or that needs a
+// dynamic loader: the agent runs in images that may have no libc, where the
+// kernel would refuse it with a bare "no such file or directory".
+func checkStatic(b []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("not an ELF executable: %w", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return errors.New("it is dynamically linked; build it static (CGO_ENABLED=0 go build ./cmd/execq-agent, as make build does)")
+		}
+	}
+	return nil
 }
 
 // ensure returns the volume's name once it holds the binary. imageID is an
@@ -104,16 +122,17 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 		return "", fmt.Errorf("create a container to fill the agent volume: %w", err)
 	}
 	defer func() { _ = e.Remove(context.WithoutCancel(ctx), created.ID) }()
-	// Workers (and test processes) that start together fill the same
-	// volume at once; a copy of the others may be half written when this
-	// one looks, so it looks again a few times before it gives up.
 	var archive bytes.Buffer
 	tw := tar.NewWriter(&archive)
 	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "execq-agent", Mode: int64(v.mode), Size: int64(len(v.binary))})
 	_, _ = tw.Write(v.binary)
 	_ = tw.Close()
+	// Workers (and test processes) that start together fill the same
+	// volume at once. One at a time writes it, holding a lock: a binary
+	// found whole is never written again, so no container ever runs one
+	// half rewritten.
 	var problem error
-	for attempt := range 20 {
+	for {
 		held, err := v.holds(ctx, created.ID)
 		if err != nil {
 			return "", err
@@ -123,11 +142,15 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 			return v.name, nil
 		}
 		problem = held
-		if attempt%4 == 0 {
-			// The copy fails as "text file busy" while a container runs
-			// the binary: then the binary is already whole.
-			if err := v.client.CopyToContainer(ctx, created.ID, "/agent", bytes.NewReader(archive.Bytes()), container.CopyToContainerOptions{}); err != nil {
-				problem = fmt.Errorf("%v; copy: %w", held, err)
+		unlock, err := v.lock(ctx, e, imageID)
+		if err != nil {
+			return "", fmt.Errorf("fill the agent volume: %w (%v)", err, problem)
+		}
+		if unlock != nil {
+			err := v.fill(ctx, created.ID, archive.Bytes())
+			unlock()
+			if err != nil {
+				return "", fmt.Errorf("fill the agent volume: %w", err)
 			}
 			continue
 		}
@@ -137,7 +160,47 @@ func (v *agentVolume) ensure(ctx context.Context, e *Engine, imageID string) (st
 			return "", fmt.Errorf("fill the agent volume: %w (%v)", ctx.Err(), problem)
 		}
 	}
-	return "", fmt.Errorf("fill the agent volume: %v", problem)
+}
+
+// lock takes the lock on filling the volume: a container named after it,
+// never started, which the engine makes once. It returns nil when another
+// holds it; a lock older than the API timeout is of a filler that died,
+// and is removed.
+func (v *agentVolume) lock(ctx context.Context, e *Engine, imageID string) (unlock func(), err error) {
+	name := "execq-fill-" + v.name
+	created, err := v.client.ContainerCreate(ctx,
+		&container.Config{Image: imageID, Entrypoint: []string{"/execq-never-started"}, Labels: map[string]string{LabelManaged: "true", LabelOwner: e.cfg.Owner}},
+		&container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+	switch {
+	case err == nil:
+		return func() { _ = e.Remove(context.WithoutCancel(ctx), created.ID) }, nil
+	case !errdefs.IsConflict(err):
+		return nil, fmt.Errorf("create the lock %s: %w", name, err)
+	}
+	held, err := v.client.ContainerInspect(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspect the lock %s: %w", name, err)
+	}
+	if at, perr := time.Parse(time.RFC3339Nano, held.Created); perr == nil && time.Since(at) > e.cfg.APITimeout {
+		_ = e.Remove(ctx, held.ID)
+	}
+	return nil, nil
+}
+
+// fill writes the binary into the volume unless it holds it whole, which
+// a filler before this one may have done.
+func (v *agentVolume) fill(ctx context.Context, containerID string, archive []byte) error {
+	held, err := v.holds(ctx, containerID)
+	if err != nil || held == nil {
+		return err
+	}
+	if err := v.client.CopyToContainer(ctx, containerID, "/agent", bytes.NewReader(archive), container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("%v; copy: %w", held, err)
+	}
+	return nil
 }
 
 // holds returns nil when the volume, as the container sees it, holds the
