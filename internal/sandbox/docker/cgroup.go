@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/execq/execq/tasks"
 )
@@ -31,6 +31,12 @@ type cgroup struct {
 	// hostProc is true when the worker sees the host's /proc: then the
 	// container's PIDs can be looked up there.
 	hostProc bool
+
+	// files are the counters' files, opened once and read from offset 0
+	// for every execution: opening a cgroup file walks its whole path,
+	// which cost more than all the reads. Engine.Remove closes them.
+	mu    sync.Mutex
+	files map[string]*os.File
 }
 
 // findCgroup locates the cgroup of the container whose init has host PID
@@ -130,7 +136,6 @@ type accounting struct {
 	cpu0     uint64
 	oom0     uint64
 	base     uint64   // memory held when the execution began
-	peakFile *os.File // v2: the open memory.peak whose peak was reset
 	err      error
 }
 
@@ -141,25 +146,19 @@ func (cg *cgroup) begin() *accounting {
 	if cg == nil {
 		return a
 	}
+	// v1: writing 0 resets the peak to the current usage; v2: writing
+	// to memory.peak resets the peak seen through that open file.
+	reset := "0"
 	if cg.v2 {
-		f, err := os.OpenFile(cg.peak, os.O_RDWR, 0)
-		if err == nil {
-			if _, err = f.Write([]byte("reset\n")); err != nil {
-				f.Close()
-			} else {
-				a.peakFile = f
-			}
-		}
-	} else {
-		// Writing 0 resets the peak to the current usage.
-		_ = os.WriteFile(cg.peak, []byte("0"), 0)
+		reset = "reset\n"
 	}
+	_ = cg.write(cg.peak, reset)
 	a.cpu0, a.err = cg.readCPU()
 	if a.err == nil {
-		a.oom0, a.err = readKeyed(cg.oom, "oom_kill")
+		a.oom0, a.err = cg.readKeyed(cg.oom, "oom_kill")
 	}
 	if a.err == nil {
-		a.base, a.err = readUint(cg.usage)
+		a.base, a.err = cg.readUint(cg.usage)
 	}
 	return a
 }
@@ -169,29 +168,18 @@ func (cg *cgroup) begin() *accounting {
 // that is unknown). The peak memory reported is what the execution added
 // to what the container held when it began: the agent, the files put in.
 func (a *accounting) end() (*tasks.Resources, uint64, bool) {
-	if a == nil {
-		return nil, 0, false
-	}
-	if a.peakFile != nil {
-		defer a.peakFile.Close()
-	}
-	if a.cg == nil || a.err != nil {
+	if a == nil || a.cg == nil || a.err != nil {
 		return nil, 0, false
 	}
 	cpu, err := a.cg.readCPU()
 	if err != nil {
 		return nil, 0, false
 	}
-	var peak uint64
-	if a.peakFile != nil {
-		peak, err = readUintAt(a.peakFile)
-	} else {
-		peak, err = readUint(a.cg.peak)
-	}
+	peak, err := a.cg.readUint(a.cg.peak)
 	if err != nil {
 		return nil, 0, false
 	}
-	oom, err := readKeyed(a.cg.oom, "oom_kill")
+	oom, err := a.cg.readKeyed(a.cg.oom, "oom_kill")
 	known := err == nil
 	if err != nil {
 		oom = a.oom0
@@ -205,47 +193,91 @@ func (a *accounting) end() (*tasks.Resources, uint64, bool) {
 // readCPU returns the CPU time used, in nanoseconds.
 func (cg *cgroup) readCPU() (uint64, error) {
 	if cg.v2 {
-		us, err := readKeyed(cg.cpu, "usage_usec")
+		us, err := cg.readKeyed(cg.cpu, "usage_usec")
 		return us * 1000, err
 	}
-	return readUint(cg.cpu)
+	return cg.readUint(cg.cpu)
 }
 
-func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+// file returns the open file at path, opening it the first time.
+func (cg *cgroup) file(path string) (*os.File, error) {
+	cg.mu.Lock()
+	defer cg.mu.Unlock()
+	if f := cg.files[path]; f != nil {
+		return f, nil
+	}
+	flag := os.O_RDONLY
+	if path == cg.peak {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	if cg.files == nil {
+		cg.files = make(map[string]*os.File, 4)
+	}
+	cg.files[path] = f
+	return f, nil
+}
+
+// read returns the contents of the file at path, read from its start.
+func (cg *cgroup) read(path string) ([]byte, error) {
+	f, err := cg.file(path)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 4096)
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+func (cg *cgroup) write(path, s string) error {
+	f, err := cg.file(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte(s), 0)
+	return err
+}
+
+func (cg *cgroup) readUint(path string) (uint64, error) {
+	b, err := cg.read(path)
 	if err != nil {
 		return 0, err
 	}
 	return strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
 }
 
-func readUintAt(f *os.File) (uint64, error) {
-	buf := make([]byte, 64)
-	n, err := f.ReadAt(buf, 0)
-	if n == 0 && err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
-}
-
 // readKeyed reads the first value after key from a "key value..." per line
 // file.
-func readKeyed(path, key string) (uint64, error) {
-	f, err := os.Open(path)
+func (cg *cgroup) readKeyed(path, key string) (uint64, error) {
+	b, err := cg.read(path)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == key {
-			return strconv.ParseUint(fields[1], 10, 64)
+	for line := range bytes.Lines(b) {
+		fields := bytes.Fields(line)
+		if len(fields) >= 2 && string(fields[0]) == key {
+			return strconv.ParseUint(string(fields[1]), 10, 64)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
 	}
 	// Kernels before 4.13 do not count oom_kill; count none.
 	return 0, nil
+}
+
+// close closes the counters' files; a later read opens them again.
+func (cg *cgroup) close() {
+	if cg == nil {
+		return
+	}
+	cg.mu.Lock()
+	defer cg.mu.Unlock()
+	for path, f := range cg.files {
+		_ = f.Close()
+		delete(cg.files, path)
+	}
 }

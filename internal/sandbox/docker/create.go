@@ -264,6 +264,14 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 		return nil, fmt.Errorf("container %s of %q stopped at once", Short(id), spec.Image.Ref)
 	}
 	cg, err := findCgroup(e.cfg.CgroupRoot, info.State.Pid, id)
+	if err == nil {
+		e.mu.Lock()
+		if e.cgroups == nil {
+			e.cgroups = make(map[string]*cgroup)
+		}
+		e.cgroups[id] = cg
+		e.mu.Unlock()
+	}
 	if err != nil {
 		e.mu.Lock()
 		warn := !e.warned

@@ -178,8 +178,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	images   map[string]cachedImage
-	reserved map[int]bool // uids of containers being created by this process
-	warned   bool         // resource accounting unavailable, said once
+	reserved map[int]bool       // uids of containers being created by this process
+	warned   bool               // resource accounting unavailable, said once
+	cgroups  map[string]*cgroup // by container ID: their open files, closed by Remove
 }
 
 type cachedImage struct {
@@ -268,6 +269,11 @@ func (e *Engine) ResolveImage(ctx context.Context, ref string) (sandbox.Image, e
 // Remove force-removes a container; one that is already gone counts as
 // removed.
 func (e *Engine) Remove(ctx context.Context, id string) error {
+	e.mu.Lock()
+	cg := e.cgroups[id]
+	delete(e.cgroups, id)
+	e.mu.Unlock()
+	cg.close()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.APITimeout)
 	defer cancel()
 	err := e.client.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
