@@ -132,11 +132,11 @@ func (cg *cgroup) usable() bool {
 
 // accounting is one execution's measurement.
 type accounting struct {
-	cg       *cgroup
-	cpu0     uint64
-	oom0     uint64
-	base     uint64   // memory held when the execution began
-	err      error
+	cg   *cgroup
+	cpu0 uint64
+	oom0 uint64
+	base uint64 // memory held when the execution began
+	err  error
 }
 
 // begin starts measuring: it resets the peak memory and reads the
