@@ -552,8 +552,6 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 		e.log.Info("execution already had a result; this one is dropped", "status", status)
 		return nil
 	}
-	// The sweeper would find it finished; this saves it the look.
-	_ = e.w.store.RemovePending(wctx, e.id)
 	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
 	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
 	if body, err := tasks.EncodeResult(summary(res)); err == nil {

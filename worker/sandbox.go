@@ -63,6 +63,11 @@ func init() {
 // newRuntime builds the Docker runtime cfg.Sandbox describes.
 func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, error) {
 	sc := cfg.Sandbox
+	switch sc.Runtime {
+	case "", RuntimeAgent, RuntimeDockerExec:
+	default:
+		return nil, nil, fmt.Errorf("sandbox runtime %q is neither %q nor %q", sc.Runtime, RuntimeAgent, RuntimeDockerExec)
+	}
 	if err := checkUIDRange("/etc/passwd", sc.UIDBase, sc.UIDCount); err != nil {
 		return nil, nil, err
 	}
@@ -92,10 +97,7 @@ func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, er
 		cli.Close()
 		return nil, nil, err
 	}
-	switch sc.Runtime {
-	case "", RuntimeAgent:
-		return agentrt.New(engine, cli, agentrt.Config{Logger: log}), cli.Close, nil
-	case RuntimeDockerExec:
+	if sc.Runtime == RuntimeDockerExec {
 		rt, err := dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
 		if err != nil {
 			cli.Close()
@@ -103,8 +105,7 @@ func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, er
 		}
 		return rt, cli.Close, nil
 	}
-	cli.Close()
-	return nil, nil, fmt.Errorf("sandbox runtime %q is neither %q nor %q", sc.Runtime, RuntimeAgent, RuntimeDockerExec)
+	return agentrt.New(engine, cli, agentrt.Config{Logger: log}), cli.Close, nil
 }
 
 // findAgent returns the execq-agent binary to mount into sandboxes: the

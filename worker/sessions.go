@@ -384,16 +384,12 @@ func (m *sessions) settleAdmitted(ctx context.Context, sid string, end sessionEn
 		status, msg = tasks.StatusError, fmt.Sprintf("the session %s was lost before it ran: %s", sid, end.message)
 	}
 	for _, id := range ids {
-		written, err := m.w.store.Finalize(ctx, &tasks.Result{
+		_, err := m.w.store.Finalize(ctx, &tasks.Result{
 			ExecutionID: id, Status: status, ExitCode: -1, Session: sid, Worker: m.w.cfg.Name,
 			Error: msg, FinishedAt: m.w.cfg.clock.Now().UTC(),
 		})
 		if err != nil && !errors.As(err, new(*rdb.NotRecordedError)) {
 			m.log.Warn("store the result of an execution of an ended session", "execution", id, "err", err)
-			continue
-		}
-		if written {
-			_ = m.w.store.RemovePending(ctx, id)
 		}
 	}
 }

@@ -48,8 +48,9 @@ const (
 )
 
 // RecordFinished adds res, an execution submitted to queue, to the
-// executions log and counts its status in the minute it finished, in one
-// round trip. The log keeps about tasks.FinishedLength entries.
+// executions log, counts its status in the minute it finished and forgets
+// that it is pending (see AddPending), in one round trip. The log keeps
+// about tasks.FinishedLength entries.
 func (s *Store) RecordFinished(ctx context.Context, res *tasks.Result, queue string) error {
 	at := res.FinishedAt
 	if at.IsZero() {
@@ -70,6 +71,7 @@ func (s *Store) RecordFinished(ctx context.Context, res *tasks.Result, queue str
 		})
 		p.HIncrBy(ctx, counts, string(res.Status), 1)
 		p.PExpire(ctx, counts, countsKept)
+		p.ZRem(ctx, s.keys.Pending(), res.ExecutionID)
 		return nil
 	})
 	if err != nil {
