@@ -309,3 +309,23 @@ func TestWarmPoolsPerImage(t *testing.T) {
 		t.Errorf("cold starts %v; want one of execq-node:latest", cold)
 	}
 }
+
+// Every execution of a short program reports the CPU time and memory it
+// used: the interpreter starts at once and may be over before a counter
+// read begun after the command was sent.
+func TestShortProgramsAreMeasured(t *testing.T) {
+	requireLanguageImages(t)
+	forEachRuntime(t, func(t *testing.T, runtime string) {
+		b := setupIntegration(t, setupOptions{runtime: runtime, poolSize: 1})
+		n := 40
+		if runtime == worker.RuntimeDockerExec {
+			n = 10
+		}
+		for i := range n {
+			res := b.run(t, tasks.ExecRequest{Image: "execq-python:latest", Cmd: []string{"python3", "-c", "pass"}})
+			if res.Status != tasks.StatusSucceeded || res.Resources == nil || res.Resources.CPUTimeMs == 0 || res.Resources.PeakMemoryBytes < 1<<20 {
+				t.Fatalf("run %d of python3 -c pass: status %s, resources %+v; want some CPU time and a peak of 1 MiB at least", i, res.Status, res.Resources)
+			}
+		}
+	})
+}

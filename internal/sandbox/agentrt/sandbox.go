@@ -86,14 +86,14 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		CountOOMKills: !s.Accounted(),
 		KeepOthers:    cmd.KeepOthers,
 	}
+	// Begun before the command is sent: a short command may be over before
+	// a read begun after the send.
+	acct := s.BeginAccounting()
 	start := time.Now()
 	if err := s.conn.sendJSON(proto.TExec, x); err != nil {
 		out.Reusable = false
 		return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 	}
-	// Begun while the agent starts the command, which takes longer than
-	// this, so that the command's own work is all measured.
-	acct := s.BeginAccounting()
 	f, err := s.conn.next(context.WithoutCancel(ctx), 0)
 	if err != nil {
 		out.Reusable = false
