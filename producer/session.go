@@ -55,9 +55,10 @@ func (c *Client) SessionOf(id, owner string) *Session {
 	return &Session{c: c, id: id, owner: owner}
 }
 
-// CreateSession opens a session and returns once a worker holds its
-// sandbox, taken from req.Queue (default the client's queue): a sandbox kept for req.Owner's executions, one at a time, with
-// the files and processes they leave (see tasks.SessionRequest). It waits
+// CreateSession opens a session and returns once a worker of req.Queue
+// (default the client's queue) holds its sandbox: a sandbox kept for
+// req.Owner's executions, one at a time, with the files and processes
+// they leave (see tasks.SessionRequest). It waits
 // at most until ctx's deadline, or DefaultCreateTimeout; a session that no
 // worker opened by then is closed, and the error says so.
 func (c *Client) CreateSession(ctx context.Context, req tasks.SessionRequest) (*Session, error) {
@@ -237,10 +238,18 @@ func (c *Client) sessionQueue(ctx context.Context, req tasks.ExecRequest) (strin
 	case err != nil:
 		return "", fmt.Errorf("submit %s: %w", req.ID, err)
 	case info.Queue == "":
-		// Never opened: admit refuses it, and says why.
-		return "", c.admit(ctx, &req)
+		// Never opened: it admits nothing.
+		return "", refusal(req, info.Status, info.Error)
 	}
 	return info.Queue, nil
+}
+
+// refusal says why the session of req, status, admits nothing.
+func refusal(req tasks.ExecRequest, status tasks.SessionStatus, message string) error {
+	if status == tasks.SessionLost {
+		return fmt.Errorf("submit %s to session %s: %w: %s", req.ID, req.Session, ErrSessionLost, message)
+	}
+	return fmt.Errorf("submit %s to session %s: %w (it is %s)", req.ID, req.Session, ErrSessionClosed, status)
 }
 
 // admit gives a session's execution its place, or says why the session
@@ -252,10 +261,7 @@ func (c *Client) admit(ctx context.Context, req *tasks.ExecRequest) error {
 	case errors.Is(err, rdb.ErrNotFound), errors.Is(err, rdb.ErrNotOwner):
 		return fmt.Errorf("submit %s to session %s: %w", req.ID, req.Session, ErrSessionNotFound)
 	case errors.As(err, &refused):
-		if refused.Status == tasks.SessionLost {
-			return fmt.Errorf("submit %s to session %s: %w: %s", req.ID, req.Session, ErrSessionLost, refused.Message)
-		}
-		return fmt.Errorf("submit %s to session %s: %w (it is %s)", req.ID, req.Session, ErrSessionClosed, refused.Status)
+		return refusal(*req, refused.Status, refused.Message)
 	case err != nil:
 		return fmt.Errorf("submit %s: %w", req.ID, err)
 	}

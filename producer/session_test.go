@@ -94,3 +94,19 @@ func TestCreateSessionOnTheClientsQueue(t *testing.T) {
 		t.Errorf("the session's request is not in the client's queue: %v", err)
 	}
 }
+
+// A session no worker opened yet admits nothing and takes no place.
+func TestSessionSubmitBeforeItOpens(t *testing.T) {
+	b := setupSubmit(t)
+	store := rdb.New(b.redis, tasks.Keys{}, testRetention)
+	if err := store.CreateSession(b.ctx, tasks.SessionRequest{ID: "s1"}.WithDefaults(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s := b.producer.Session("s1")
+	if _, err := s.Submit(b.ctx, tasks.ExecRequest{ID: "e1", Cmd: []string{"true"}}); !errors.Is(err, producer.ErrSessionClosed) || !strings.Contains(err.Error(), "creating") {
+		t.Fatalf("a submit to a session being created: %v, want ErrSessionClosed saying it is creating", err)
+	}
+	if ids, err := s.Executions(b.ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("the session admitted %v (%v), want nothing", ids, err)
+	}
+}

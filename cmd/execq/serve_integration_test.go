@@ -16,6 +16,20 @@ import (
 	"github.com/execq/execq/internal/testutil"
 )
 
+// waitServing returns once the execq serve at base answers.
+func waitServing(t *testing.T, base string) {
+	t.Helper()
+	plain := &http.Client{Timeout: 10 * time.Second}
+	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, "serve answers", func() bool {
+		resp, err := plain.Get(base + "/v1/openapi.json")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 // execq serve on one address: the API behind its bearer token, the
 // dashboard behind basic auth, metrics and health; a SIGTERM-like end of
 // its context closes an open event stream and the command returns.
@@ -33,15 +47,8 @@ func TestServe(t *testing.T) {
 		done <- execute(ctx, []string{"serve", "--redis", r.URL, "--addr", addr, "--basic-auth", "ops:secret"}, strings.NewReader(""), io.Discard, &stderr)
 	}()
 	base := "http://" + addr
+	waitServing(t, base)
 	plain := &http.Client{Timeout: 10 * time.Second}
-	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, "serve answers", func() bool {
-		resp, err := plain.Get(base + "/v1/openapi.json")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 	api := apitest.Client(t)
 	call := func(method, path, token, body string, header ...string) (*http.Response, string) {
 		t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/execq/execq/internal/harness"
+	"github.com/execq/execq/internal/httpapi/apitest"
 	"github.com/execq/execq/internal/testutil"
 	"github.com/execq/execq/internal/testutil/liveworker"
 )
@@ -82,14 +83,9 @@ func startServe(t *testing.T, ctx context.Context, url, token string) func(metho
 		}
 	})
 	base := "http://" + addr
-	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, "serve answers", func() bool {
-		resp, err := http.Get(base + "/v1/openapi.json")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitServing(t, base)
+	// Every request and response is checked against the OpenAPI document.
+	api := apitest.Client(t)
 	return func(method, path, body string) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
@@ -97,7 +93,7 @@ func startServe(t *testing.T, ctx context.Context, url, token string) func(metho
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := api.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -271,8 +271,7 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 		}
 		e.cgroups[id] = cg
 		e.mu.Unlock()
-	}
-	if err != nil {
+	} else {
 		e.mu.Lock()
 		warn := !e.warned
 		e.warned = true

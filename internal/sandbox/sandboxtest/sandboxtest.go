@@ -473,6 +473,28 @@ var cases = []contractCase{
 			t.Errorf("exit %d stdout %q; want the command's own 126 and output", out.ExitCode, o.stdout.String())
 		}
 	}},
+	{name: "the_user_cannot_change_the_agent_every_sandbox_runs", run: func(t *testing.T, b *bundle) {
+		// One volume holds the agent binary for every container of the
+		// engine, later tenants' included: nothing a user does reaches it.
+		_, o := b.mustRun(t, "sh", "-c", `
+			a=/.execq/execq-agent
+			echo x >>"$a" 2>/dev/null && echo "appended to the agent"
+			(: >"$a") 2>/dev/null && echo "truncated the agent"
+			rm -f "$a" 2>/dev/null; [ -e "$a" ] || echo "removed the agent"
+			mv "$a" /.execq/x 2>/dev/null && echo "moved the agent"
+			chmod 777 "$a" 2>/dev/null && echo "changed the agent's mode"
+			touch /.execq/new 2>/dev/null && echo "created a file beside the agent"
+			ln -s /tmp /.execq/link 2>/dev/null && echo "linked beside the agent"
+			echo done`)
+		if got := o.stdout.String(); got != "done\n" {
+			t.Errorf("the user changed the shared agent volume:\n%s", got)
+		}
+		// A new sandbox of the same engine runs the same, whole agent.
+		b.reset(t)
+		if _, o := b.mustRun(t, "echo", "alive"); o.stdout.String() != "alive\n" {
+			t.Errorf("after the attempts: %q", o.stdout.String())
+		}
+	}},
 	{name: "the_user_cannot_touch_the_sandbox's_keeper", run: func(t *testing.T, b *bundle) {
 		_, o := b.mustRun(t, "sh", "-c", `
 			for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$p" = $$ ] && continue; kill -9 "$p" 2>/dev/null && echo "killed $p"; done
