@@ -167,7 +167,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 			out.Duration = time.Since(start)
 			out.Reusable = false
 			if s.Stopped(context.WithoutCancel(ctx)) {
-				if res, ooms, known := acct.End(); known && ooms > 0 || s.OOMKilledFlag(context.WithoutCancel(ctx)) {
+				if res, ooms, known := acct.End(); known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx)) {
 					// The memory limit took the whole sandbox, as it does
 					// under gVisor, whose kernel is one process of it.
 					out.Resources, out.OOMKilled, out.ExitCode, out.Signal = res, true, 137, 9

@@ -159,6 +159,23 @@ func (c *Container) running(ctx context.Context) (bool, error) {
 	return info.State != nil && info.State.Running, nil
 }
 
+// StoppedByOOM reports whether the memory limit killed the container,
+// once the engine has seen it stop (at most APITimeout from now). It is
+// for a container seen gone from the host's side: the engine learns of
+// the death through events that can come later, and it sets OOMKilled
+// with the container's exit.
+func (c *Container) StoppedByOOM(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.e.cfg.APITimeout)
+	defer cancel()
+	stopped, failed := c.e.client.ContainerWait(ctx, c.id, container.WaitConditionNotRunning)
+	select {
+	case <-stopped:
+	case <-failed:
+	}
+	info, err := c.e.client.ContainerInspect(ctx, c.id)
+	return err == nil && info.State != nil && info.State.OOMKilled
+}
+
 // OOMKilledFlag reports the engine's OOMKilled flag of the container. It
 // is sticky for the container's life: only a fallback where the cgroup's
 // counter cannot be read.

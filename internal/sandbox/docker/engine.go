@@ -49,6 +49,7 @@ type Client interface {
 	ContainerStart(ctx context.Context, id string, options container.StartOptions) error
 	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
 	ContainerKill(ctx context.Context, id, signal string) error
+	ContainerWait(ctx context.Context, id string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerUpdate(ctx context.Context, id string, config container.UpdateConfig) (container.UpdateResponse, error)
