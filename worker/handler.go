@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -269,11 +268,17 @@ func (e *execution) acquire(ctx, runCtx context.Context) (*pool.Lease, error) {
 	return nil, e.retry(ctx, err)
 }
 
-// begin counts the attempt and announces it in the stream. Attempts are
-// counted once a container is had: an attempt that ends before (the engine
-// down, a stop) does not count.
+// begin counts the attempt and announces it in the stream, in one round
+// trip. Attempts are counted once a container is had: an attempt that ends
+// before (the engine down, a stop) does not count.
 func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
-	attempt, err := e.w.store.NextAttempt(ctx, e.id)
+	e.res.StartedAt = e.w.cfg.clock.Now().UTC()
+	attempt, err := e.w.store.BeginAttempt(ctx, e.id, e.w.cfg.MaxAttempts, tasks.StartedData{
+		Worker: e.w.cfg.Name, Image: e.req.Image, Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
+	})
+	if errors.Is(err, rdb.ErrStaleAttempt) {
+		return err
+	}
 	if err != nil {
 		return e.retry(ctx, err)
 	}
@@ -284,17 +289,6 @@ func (e *execution) begin(ctx context.Context, sb sandbox.Sandbox) error {
 	if attempt > e.w.cfg.MaxAttempts {
 		return e.finish(ctx, tasks.StatusError, fmt.Sprintf(
 			"gave up after %d attempts: the workers running it stopped or crashed each time", attempt-1))
-	}
-	e.res.StartedAt = e.w.cfg.clock.Now().UTC()
-	started, _ := json.Marshal(tasks.StartedData{
-		Attempt: e.res.Attempt, Worker: e.w.cfg.Name, Image: e.req.Image,
-		Container: shortID(sb.ID()), StartedAt: e.res.StartedAt,
-	})
-	if err := e.attempt.AppendEvents(ctx, e.id, rdb.Entry{Type: tasks.EventStarted, Data: started}); err != nil {
-		if errors.Is(err, rdb.ErrStaleAttempt) {
-			return err
-		}
-		return e.retry(ctx, err)
 	}
 	return nil
 }
@@ -530,11 +524,17 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	if e.beforeResult != nil {
 		e.beforeResult(wctx)
 	}
+	attempt := e.w.store.Attempt(0)
+	if e.attempt != nil {
+		attempt = *e.attempt
+	}
+	// The dashboard shows the copy; the result key is what clients read.
+	var task *rdb.TaskCopy
+	if body, err := tasks.EncodeResult(summary(res)); err == nil {
+		task = &rdb.TaskCopy{Queue: e.queue, Body: body}
+	}
 	written, err := retryRedis(wctx, func(ctx context.Context) (bool, error) {
-		if e.attempt != nil {
-			return e.attempt.Finalize(ctx, res)
-		}
-		return e.w.store.Finalize(ctx, res)
+		return attempt.Finalize(ctx, res, task)
 	})
 	if errors.Is(err, rdb.ErrStaleAttempt) {
 		e.log.Warn("a later attempt runs this execution; this attempt's result is dropped", "status", status)
@@ -554,10 +554,6 @@ func (e *execution) finish(ctx context.Context, status tasks.Status, message str
 	}
 	e.w.cfg.Observer.ExecutionFinished(status, time.Duration(res.QueuedMs)*time.Millisecond, time.Duration(res.DurationMs)*time.Millisecond)
 	e.log.Info("execution finished", "status", status, "exit_code", res.ExitCode, "duration_ms", res.DurationMs)
-	if body, err := tasks.EncodeResult(summary(res)); err == nil {
-		// Shown by the dashboard; the result key is what clients read.
-		_, _ = e.task.ResultWriter().Write(body)
-	}
 	return nil
 }
 

@@ -977,7 +977,7 @@ func TestStaleAttemptWritesNothing(t *testing.T) {
 	if ok, err := b.store.HasResult(b.ctx, id); err != nil || ok {
 		t.Fatalf("attempt 1 stored a result (%v, %v) though attempt 2 runs", ok, err)
 	}
-	if _, err := b.store.Attempt(later).Finalize(b.ctx, &tasks.Result{ExecutionID: id, Status: tasks.StatusSucceeded, Attempt: later}); err != nil {
+	if _, err := b.store.Attempt(later).Finalize(b.ctx, &tasks.Result{ExecutionID: id, Status: tasks.StatusSucceeded, Attempt: later}, nil); err != nil {
 		t.Fatal(err)
 	}
 	res := b.wait(t, id)

@@ -1,7 +1,9 @@
 package rdb
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/execq/execq/tasks"
@@ -16,8 +18,39 @@ type Attempt struct {
 	n     int
 }
 
-// Attempt returns the writer of attempt n (counted by NextAttempt).
+// Attempt returns the writer of attempt n (counted by NextAttempt or
+// BeginAttempt).
 func (s *Store) Attempt(n int) Attempt { return Attempt{store: s, n: n} }
+
+// startedPrefix is how the JSON of a tasks.StartedData of attempt 0
+// begins; BeginAttempt's script writes the attempt's number in its place.
+const startedPrefix = `{"attempt":0,`
+
+// BeginAttempt counts one more attempt at id and appends its started event
+// (started, whose Attempt it sets), in one round trip. It returns the
+// attempt's number; past max the attempt is counted and no event is
+// appended. An execution that has its result gets ErrStaleAttempt, and
+// nothing is counted.
+func (s *Store) BeginAttempt(ctx context.Context, id string, max int, started tasks.StartedData) (int, error) {
+	started.Attempt = 0
+	data, err := json.Marshal(started)
+	if err != nil {
+		return 0, fmt.Errorf("encode the started event of %s: %w", id, err)
+	}
+	rest, ok := bytes.CutPrefix(data, []byte(startedPrefix))
+	if !ok {
+		return 0, fmt.Errorf("encode the started event of %s: %s does not begin with %s", id, data, startedPrefix)
+	}
+	keys := []string{s.keys.Attempts(id), s.keys.Stream(id), s.keys.Result(id)}
+	n, err := beginAttemptScript.Run(ctx, s.client, keys, s.retention.Milliseconds(), max, string(tasks.EventStarted), rest).Int()
+	if err != nil {
+		return 0, fmt.Errorf("begin an attempt at %s: %w", id, err)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("begin an attempt at %s: %w", id, ErrStaleAttempt)
+	}
+	return n, nil
+}
 
 // AppendEvents appends entries to the execution's stream in one round trip
 // and (re)sets its expiry, unless the attempt is stale.
@@ -43,7 +76,9 @@ func (a Attempt) AppendEvents(ctx context.Context, id string, entries ...Entry) 
 }
 
 // Finalize is Store.Finalize for a result of this attempt: refused with
-// ErrStaleAttempt when a later attempt has started.
-func (a Attempt) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
-	return a.store.finalize(ctx, res, a.n)
+// ErrStaleAttempt when a later attempt has started. Attempt 0 is no
+// attempt: an execution that ends before one began. Where task is not nil,
+// it is written with the executions log, in the same round trip.
+func (a Attempt) Finalize(ctx context.Context, res *tasks.Result, task *TaskCopy) (bool, error) {
+	return a.store.finalize(ctx, res, a.n, task)
 }

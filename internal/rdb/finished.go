@@ -52,6 +52,25 @@ const (
 // that it is pending (see AddPending), in one round trip. The log keeps
 // about tasks.FinishedLength entries.
 func (s *Store) RecordFinished(ctx context.Context, res *tasks.Result, queue string) error {
+	return s.recordFinished(ctx, res, queue, nil)
+}
+
+// TaskCopy is the copy of a result that goes with its asynq task, which
+// the dashboard shows: Body in the result field of the task's hash in
+// Queue, written only while the task exists.
+type TaskCopy struct {
+	Queue string
+	Body  []byte
+}
+
+// setTaskResult writes a task's result field while the task exists: a
+// task deleted meanwhile gets no hash of a lone field, which nothing would
+// ever remove.
+const setTaskResult = `if redis.call("EXISTS", KEYS[1]) == 1 then redis.call("HSET", KEYS[1], "result", ARGV[1]) end return 0`
+
+// recordFinished is RecordFinished, writing task in the same round trip
+// where it is not nil.
+func (s *Store) recordFinished(ctx context.Context, res *tasks.Result, queue string, task *TaskCopy) error {
 	at := res.FinishedAt
 	if at.IsZero() {
 		at = time.Now()
@@ -72,6 +91,9 @@ func (s *Store) RecordFinished(ctx context.Context, res *tasks.Result, queue str
 		p.HIncrBy(ctx, counts, string(res.Status), 1)
 		p.PExpire(ctx, counts, countsKept)
 		p.ZRem(ctx, s.keys.Pending(), res.ExecutionID)
+		if task != nil {
+			p.Eval(ctx, setTaskResult, []string{asynqQueueKey(task.Queue, "t:"+res.ExecutionID)}, task.Body)
+		}
 		return nil
 	})
 	if err != nil {

@@ -97,3 +97,24 @@ func TestPendingNewest(t *testing.T) {
 		t.Errorf("PendingNewest: %+v", got)
 	}
 }
+
+// The dashboard's copy of a result goes into its asynq task's hash with
+// the executions log, and only while the task exists: a task deleted
+// meanwhile gets no hash of a lone field.
+func TestFinalizeWritesTheTaskCopy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mr.HSet("asynq:{q1}:t:e1", "state", "active")
+	for _, id := range []string{"e1", "e2"} {
+		res := &tasks.Result{ExecutionID: id, Status: tasks.StatusSucceeded, Attempt: 1}
+		if written, err := b.store.Attempt(0).Finalize(b.ctx, res, &rdb.TaskCopy{Queue: "q1", Body: []byte(`{"copy":"` + id + `"}`)}); !written || err != nil {
+			t.Fatalf("Finalize %s: %v, %v", id, written, err)
+		}
+	}
+	if got := b.mr.HGet("asynq:{q1}:t:e1", "result"); got != `{"copy":"e1"}` {
+		t.Errorf("the task's result field = %q", got)
+	}
+	if b.mr.Exists("asynq:{q1}:t:e2") {
+		t.Error("a result field was written for a task that does not exist")
+	}
+}

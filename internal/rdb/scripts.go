@@ -63,6 +63,33 @@ redis.call("PEXPIRE", KEYS[1], ARGV[2])
 return 1
 `)
 
+// beginAttemptScript counts one more attempt at an execution and appends
+// its started event, unless the execution has its result or the attempt is
+// past the allowed number (then it is counted, and nothing is appended).
+//
+// KEYS[1] the attempts counter
+// KEYS[2] the stream key
+// KEYS[3] the result key (read only)
+// ARGV[1] retention in milliseconds, applied to the counter and the stream
+// ARGV[2] the most attempts allowed
+// ARGV[3] the started event's type
+// ARGV[4] the started event's data (a JSON object) after its leading
+// attempt field: the script writes {"attempt":N, and then this
+//
+// Returns the attempt's number, 0 when the execution has its result.
+var beginAttemptScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[3]) == 1 then
+	return 0
+end
+local n = redis.call("INCR", KEYS[1])
+redis.call("PEXPIRE", KEYS[1], ARGV[1])
+if n <= tonumber(ARGV[2]) then
+	redis.call("XADD", KEYS[2], "*", "type", ARGV[3], "data", '{"attempt":' .. n .. ',' .. ARGV[4])
+	redis.call("PEXPIRE", KEYS[2], ARGV[1])
+end
+return n
+`)
+
 // requeueExpiredScript moves the tasks whose lease expired before a cutoff
 // from asynq's active list back to its pending list. It does what asynq's
 // own requeue script (internal/rdb requeueCmd, v0.26) does for each task:

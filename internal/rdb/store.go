@@ -85,12 +85,13 @@ func (s *Store) AppendEvents(ctx context.Context, id string, entries ...Entry) e
 // (RecordFinished); when only that fails, Finalize reports the result
 // written and a *NotRecordedError.
 func (s *Store) Finalize(ctx context.Context, res *tasks.Result) (bool, error) {
-	return s.finalize(ctx, res, 0)
+	return s.finalize(ctx, res, 0, nil)
 }
 
 // finalize is Finalize, refused with ErrStaleAttempt when fence > 0 and a
-// later attempt than fence has started.
-func (s *Store) finalize(ctx context.Context, res *tasks.Result, fence int) (bool, error) {
+// later attempt than fence has started, recording task with the executions
+// log where it is not nil.
+func (s *Store) finalize(ctx context.Context, res *tasks.Result, fence int, task *TaskCopy) (bool, error) {
 	body, err := tasks.EncodeResult(res)
 	if err != nil {
 		return false, err
@@ -116,7 +117,7 @@ func (s *Store) finalize(ctx context.Context, res *tasks.Result, fence int) (boo
 		return false, nil
 	}
 	queue, _ := reply[1].(string)
-	if err := s.RecordFinished(ctx, res, queue); err != nil {
+	if err := s.recordFinished(ctx, res, queue, task); err != nil {
 		return true, &NotRecordedError{ID: id, Err: err}
 	}
 	return true, nil
