@@ -39,6 +39,12 @@ type SandboxConfig struct {
 	// mounts into every sandbox. Defaults to the execq-agent beside this
 	// process's executable, then to the one on PATH.
 	AgentBinary string
+	// AgentChannel is how the agent runtime's worker reaches its agents:
+	// "socket" (an abstract unix socket in each sandbox's network
+	// namespace, which needs the host's PIDs and CAP_SYS_ADMIN), "attach"
+	// (the container's standard input and output, through the engine), or
+	// "" (the default): the socket where it can be reached, else attach.
+	AgentChannel string
 	// OCIRuntime is the engine's runtime for the sandboxes, e.g. "runsc"
 	// for gVisor. Defaults to the engine's default.
 	OCIRuntime string
@@ -105,7 +111,12 @@ func newRuntime(cfg Config, log *slog.Logger) (sandbox.Runtime, func() error, er
 		}
 		return rt, cli.Close, nil
 	}
-	return agentrt.New(engine, cli, agentrt.Config{Logger: log}), cli.Close, nil
+	rt, err := agentrt.New(engine, cli, agentrt.Config{Logger: log, Channel: sc.AgentChannel})
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	return rt, cli.Close, nil
 }
 
 // findAgent returns the execq-agent binary to mount into sandboxes: the

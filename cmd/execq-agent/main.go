@@ -2,8 +2,11 @@
 // read-only volume, without changing the image: a static binary with no
 // dependency but the standard library and golang.org/x/sys.
 //
-//	execq-agent serve --uid U --gid G [--wipe DIR]...   PID 1 of an agent-runtime sandbox: speaks the
-//	                                                     protocol of internal/agent/proto on stdin/stdout
+//	execq-agent serve --uid U --gid G [--wipe DIR]... [--listen NAME]
+//	                                                     PID 1 of an agent-runtime sandbox: speaks the
+//	                                                     protocol of internal/agent/proto on stdin/stdout,
+//	                                                     or with the worker that connects to the abstract
+//	                                                     unix socket NAME
 //	execq-agent idle                                    the docker-exec runtime's keepalive
 //	execq-agent reset --uid U --gid G [--wipe DIR]...   the docker-exec runtime's reset, run as the user;
 //	                                                     prints a JSON report
@@ -101,9 +104,13 @@ func parse(fs *flag.FlagSet, args []string) {
 // threadReserve is how many idle OS threads the agent keeps for itself.
 const threadReserve = 16
 
+// workerWait bounds the wait for the worker's connection with --listen.
+const workerWait = 30 * time.Second
+
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sb := sandboxFlags(fs)
+	listen := fs.String("listen", "", "serve the worker on this abstract unix socket, which it connects to from outside the sandbox, instead of on stdin and stdout")
 	parse(fs, args)
 	if sb.UID <= 0 || sb.GID <= 0 {
 		return errors.New("serve: --uid and --gid must name an unprivileged user")
@@ -124,7 +131,16 @@ func serve(args []string) error {
 		return err
 	}
 	agent.ReserveThreads(threadReserve)
-	return agent.Serve(os.Stdin, os.Stdout, agent.Config{Sandbox: *sb, Name: name, Log: logger, Trace: true})
+	cfg := agent.Config{Sandbox: *sb, Name: name, Log: logger, Trace: true}
+	if *listen == "" {
+		return agent.Serve(os.Stdin, os.Stdout, cfg)
+	}
+	c, err := agent.AcceptWorker(*listen, workerWait, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return agent.Serve(c, c, cfg)
 }
 
 // idle waits for ever, as the docker-exec runtime's keepalive; it is

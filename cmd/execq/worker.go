@@ -42,6 +42,7 @@ type workerFlags struct {
 	maxUses         int
 	runtime         string
 	agentBinary     string
+	agentChannel    string
 	allowedImages   []string
 	uidBase         int
 	uidCount        int
@@ -83,6 +84,7 @@ func (f *workerFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxUses, "max-uses", worker.DefaultMaxUses, "executions a container serves before it is replaced")
 	fs.StringVar(&f.runtime, "runtime", worker.RuntimeAgent, `how commands run in a sandbox: "agent" (execq's agent inside each container) or "docker-exec" (one docker exec per step)`)
 	fs.StringVar(&f.agentBinary, "agent", "", "path of the execq-agent binary mounted into the sandboxes (default: beside this executable, then on PATH)")
+	fs.StringVar(&f.agentChannel, "agent-channel", "", `how the worker reaches the agents: "socket" (a unix socket in each sandbox's network namespace; needs the host's PIDs and CAP_SYS_ADMIN), "attach" (the container's stdin and stdout, through the engine); default the socket where it can be reached, else attach`)
 	fs.StringArrayVar(&f.allowedImages, "allowed-images", nil, `images requests may name besides --image and the images execq builds: "python" (any tag), "python:3.*" (repeatable)`)
 	fs.IntVar(&f.uidBase, "uid-base", docker.DefaultUIDBase, "first uid of the range sandboxes run commands as (one uid per container of the engine)")
 	fs.IntVar(&f.uidCount, "uid-count", docker.DefaultUIDCount, "size of that range")
@@ -204,6 +206,7 @@ func (f *workerFlags) build(rdb redis.UniversalClient, log *slog.Logger) (*worke
 		Sandbox: worker.SandboxConfig{
 			Runtime:        f.runtime,
 			AgentBinary:    f.agentBinary,
+			AgentChannel:   f.agentChannel,
 			OCIRuntime:     f.ociRuntime,
 			WorkspaceBytes: workspace,
 			TmpBytes:       tmp,

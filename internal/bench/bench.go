@@ -328,7 +328,7 @@ func newRuntime(cli *client.Client, cfg Config, name, owner string) (sandbox.Run
 	}
 	switch name {
 	case agentrt.Name:
-		return agentrt.New(engine, cli, agentrt.Config{Logger: log}), nil
+		return agentrt.New(engine, cli, agentrt.Config{Logger: log})
 	case dockerexec.Name:
 		return dockerexec.New(engine, cli, dockerexec.Config{Logger: log})
 	}

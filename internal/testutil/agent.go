@@ -72,6 +72,9 @@ type RuntimeOptions struct {
 	// AgentBinary and Logger are filled in when empty.
 	Engine docker.Config
 	Logger *slog.Logger
+	// AgentChannel is the agent runtime's agentrt.Config.Channel: the
+	// default where empty.
+	AgentChannel string
 }
 
 // NewRuntime returns the runtime named name on the Docker engine c, with
@@ -99,7 +102,11 @@ func NewRuntime(t testing.TB, c *client.Client, name, owner string, opts Runtime
 	}
 	switch name {
 	case agentrt.Name:
-		return agentrt.New(engine, c, agentrt.Config{Logger: log})
+		rt, err := agentrt.New(engine, c, agentrt.Config{Logger: log, Channel: opts.AgentChannel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
 	case dockerexec.Name:
 		rt, err := dockerexec.New(engine, c, dockerexec.Config{Logger: log})
 		if err != nil {

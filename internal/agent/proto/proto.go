@@ -3,12 +3,25 @@
 //
 // # Transport
 //
-// The container's standard input carries frames from the worker to the
-// agent, its standard output frames from the agent to the worker; the
-// worker attaches to both through the container engine, before the
-// container starts. The sandboxed user can neither open nor write into
-// either: they belong to PID 1, which runs as root, and the user's commands
-// get pipes of their own. The agent writes its own log to standard error.
+// Frames travel on one of two channels, chosen by the worker when it
+// creates the container:
+//
+//   - A socket. The agent (serve --listen NAME) listens on the abstract
+//     unix socket NAME in the container's network namespace; the worker,
+//     on the host, enters that namespace to connect. The agent takes the
+//     first connection of a process outside its PID namespace (whose PID
+//     SO_PEERCRED gives as 0), refuses any of its own, and closes the
+//     socket once the worker is in: no command runs before the worker's
+//     handshake, so no process of the sandboxed user can ever connect.
+//   - Attach. The container's standard input carries frames from the
+//     worker to the agent, its standard output frames from the agent to
+//     the worker; the worker attaches to both through the container
+//     engine, before the container starts. The sandboxed user can neither
+//     open nor write into either: they belong to PID 1, which runs as root,
+//     and the user's commands get pipes of their own.
+//
+// Either way the agent writes its own log to standard error, which the
+// worker reads through the engine.
 //
 // # Framing
 //

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -19,8 +20,10 @@ import (
 )
 
 // conn is the worker's end of one agent's channel: the container's
-// standard input and output, attached through the engine.
+// standard input and output attached through the engine, or the agent's
+// socket (see dialAgent).
 type conn struct {
+	frames  net.Conn // where frames are written
 	att     types.HijackedResponse
 	log     *slog.Logger
 	timeout time.Duration
@@ -28,32 +31,50 @@ type conn struct {
 	wmu sync.Mutex
 	w   *proto.Writer
 
-	frames chan proto.Frame
-	dead   chan struct{} // closed when the channel ends; err says why
-	err    error
-	once   sync.Once
+	in   chan proto.Frame
+	dead chan struct{} // closed when the channel ends; err says why
+	err  error
+	once sync.Once
 }
 
-func newConn(att types.HijackedResponse, timeout time.Duration, log *slog.Logger) *conn {
-	c := &conn{
-		att:     att,
-		log:     log,
-		timeout: timeout,
-		w:       proto.NewWriter(att.Conn),
-		frames:  make(chan proto.Frame, 16),
-		dead:    make(chan struct{}),
-	}
-	go c.read()
+// attachedConn is a channel over the attach stream att: the engine
+// multiplexes the container's stdout (the agent's frames) and stderr (its
+// log) on it.
+func attachedConn(att types.HijackedResponse, timeout time.Duration, log *slog.Logger) *conn {
+	c := newConn(att.Conn, att, timeout, log)
+	go c.read(&demux{r: att.Reader, log: log})
 	return c
 }
 
-// read reads frames until the channel ends. The engine multiplexes the
-// container's stdout (the agent's frames) and stderr (its log) on one
-// stream.
-func (c *conn) read() {
-	r := proto.NewReader(&demux{r: c.att.Reader, log: c.log})
+// socketConn is a channel over the agent's socket sock; att carries only
+// the agent's log.
+func socketConn(sock net.Conn, att types.HijackedResponse, timeout time.Duration, log *slog.Logger) *conn {
+	c := newConn(sock, att, timeout, log)
+	go c.read(bufio.NewReaderSize(sock, 64<<10))
+	go func() {
+		// The agent writes nothing on its stdout here; what comes is logged.
+		_, _ = io.Copy(io.Discard, &demux{r: att.Reader, log: log})
+	}()
+	return c
+}
+
+func newConn(frames net.Conn, att types.HijackedResponse, timeout time.Duration, log *slog.Logger) *conn {
+	return &conn{
+		frames:  frames,
+		att:     att,
+		log:     log,
+		timeout: timeout,
+		w:       proto.NewWriter(frames),
+		in:      make(chan proto.Frame, 16),
+		dead:    make(chan struct{}),
+	}
+}
+
+// read reads frames from r until the channel ends.
+func (c *conn) read(r io.Reader) {
+	fr := proto.NewReader(r)
 	for {
-		f, err := r.Read()
+		f, err := fr.Read()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("%w: its channel closed (the agent or its container is gone)", sandbox.ErrStopped)
@@ -62,7 +83,7 @@ func (c *conn) read() {
 			return
 		}
 		select {
-		case c.frames <- f:
+		case c.in <- f:
 		case <-c.dead:
 			return
 		}
@@ -74,6 +95,7 @@ func (c *conn) close(err error) {
 	c.once.Do(func() {
 		c.err = err
 		close(c.dead)
+		c.frames.Close()
 		c.att.Close()
 	})
 }
@@ -82,7 +104,7 @@ func (c *conn) close(err error) {
 func (c *conn) send(t proto.Type, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.att.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.frames.SetWriteDeadline(time.Now().Add(c.timeout))
 	if err := c.w.Write(t, p); err != nil {
 		c.close(fmt.Errorf("%w: write to the agent: %v", sandbox.ErrUnresponsive, err))
 		return c.err
@@ -93,7 +115,7 @@ func (c *conn) send(t proto.Type, p []byte) error {
 func (c *conn) sendJSON(t proto.Type, v any) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.att.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.frames.SetWriteDeadline(time.Now().Add(c.timeout))
 	if err := c.w.WriteJSON(t, v); err != nil {
 		c.close(fmt.Errorf("%w: write to the agent: %v", sandbox.ErrUnresponsive, err))
 		return c.err
@@ -111,7 +133,7 @@ func (c *conn) next(ctx context.Context, wait time.Duration) (proto.Frame, error
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case f := <-c.frames:
+	case f := <-c.in:
 		return f, nil
 	case <-c.dead:
 		return proto.Frame{}, c.err

@@ -13,9 +13,11 @@ package agentrt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -59,6 +61,10 @@ type Config struct {
 	ResetTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Channel is how the worker reaches the agents: ChannelSocket,
+	// ChannelAttach, or ChannelAuto (the default): the socket where this
+	// process can reach it, else attach.
+	Channel string
 }
 
 func (c Config) withDefaults() Config {
@@ -79,13 +85,38 @@ type Runtime struct {
 	engine *docker.Engine
 	client Client
 	cfg    Config
+	// socket: new sandboxes' channels are their agents' sockets. Cleared
+	// for good when this process cannot reach one (ChannelAuto).
+	socket atomic.Bool
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
 
 // New returns a Runtime on engine; c attaches to its containers.
-func New(engine *docker.Engine, c Client, cfg Config) *Runtime {
-	return &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}
+func New(engine *docker.Engine, c Client, cfg Config) (*Runtime, error) {
+	r := &Runtime{engine: engine, client: c, cfg: cfg.withDefaults()}
+	switch r.cfg.Channel {
+	case ChannelAuto:
+		r.socket.Store(!engine.OwnKernel())
+	case ChannelSocket:
+		if engine.OwnKernel() {
+			return nil, fmt.Errorf("agent channel %q: the host cannot reach a socket under gVisor", ChannelSocket)
+		}
+		r.socket.Store(true)
+	case ChannelAttach:
+	default:
+		return nil, fmt.Errorf("agent channel %q: want %q, %q or empty (the socket where it can be reached)", r.cfg.Channel, ChannelSocket, ChannelAttach)
+	}
+	return r, nil
+}
+
+// Channel says what the channels of new sandboxes are: ChannelSocket or
+// ChannelAttach.
+func (r *Runtime) Channel() string {
+	if r.socket.Load() {
+		return ChannelSocket
+	}
+	return ChannelAttach
 }
 
 // Create starts a sandbox of image and completes the agent's handshake.
@@ -94,7 +125,27 @@ func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limit
 	if err != nil {
 		return nil, err
 	}
-	var cn *conn
+	if r.socket.Load() {
+		sb, err := r.create(ctx, img, limits, true)
+		if !errors.Is(err, errNoSocket) || r.cfg.Channel == ChannelSocket {
+			return sb, err
+		}
+		if r.socket.CompareAndSwap(true, false) {
+			r.cfg.Logger.Warn("the agents' sockets cannot be reached from here: their channels go through the engine", "err", err)
+		}
+	}
+	return r.create(ctx, img, limits, false)
+}
+
+// create starts a sandbox whose channel is the agent's socket or, without
+// socket, the container's attached standard input and output.
+func (r *Runtime) create(ctx context.Context, img sandbox.Image, limits sandbox.Limits, socket bool) (*Sandbox, error) {
+	var name string
+	if socket {
+		name = socketName()
+	}
+	var att types.HijackedResponse
+	attached := false
 	c, err := r.engine.Create(ctx, docker.Spec{
 		Image:   img,
 		Limits:  limits,
@@ -104,39 +155,60 @@ func (r *Runtime) Create(ctx context.Context, image string, limits sandbox.Limit
 			for _, w := range wipe {
 				cmd = append(cmd, "--wipe", w)
 			}
+			if socket {
+				cmd = append(cmd, "--listen", name)
+			}
 			return cmd
 		},
 		CapAdd:      capabilities,
-		Stdin:       true,
+		Stdin:       !socket,
 		PidsReserve: pidsReserve,
 		BeforeStart: func(ctx context.Context, id string) error {
-			// Attached before the start, so that the agent's Hello is not
-			// missed; the channel lives as long as the container.
-			att, err := r.client.ContainerAttach(context.WithoutCancel(ctx), id, container.AttachOptions{
-				Stream: true, Stdin: true, Stdout: true, Stderr: true,
+			// Attached before the start, so that nothing the agent writes
+			// is missed; the stream lives as long as the container.
+			var err error
+			att, err = r.client.ContainerAttach(context.WithoutCancel(ctx), id, container.AttachOptions{
+				Stream: true, Stdin: !socket, Stdout: true, Stderr: true,
 			})
 			if err != nil {
 				return fmt.Errorf("attach to container %s: %w", docker.Short(id), err)
 			}
-			cn = newConn(att, r.cfg.Timeout, r.cfg.Logger.With("container", docker.Short(id)))
+			attached = true
 			return nil
 		},
 	})
 	if err != nil {
-		if cn != nil {
-			cn.close(err)
+		if attached {
+			att.Close()
 		}
 		return nil, err
+	}
+	log := r.cfg.Logger.With("container", docker.Short(c.ID()))
+	fail := func(err error) (*Sandbox, error) {
+		if rmErr := r.engine.Remove(context.WithoutCancel(ctx), c.ID()); rmErr != nil {
+			log.Warn("remove a container whose agent failed its handshake", "err", rmErr)
+		}
+		return nil, fmt.Errorf("container %s: %w", docker.Short(c.ID()), err)
+	}
+	var cn *conn
+	if socket {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+		sock, err := dialAgent(dctx, c, name)
+		cancel()
+		if err != nil {
+			att.Close()
+			return fail(err)
+		}
+		cn = socketConn(sock, att, r.cfg.Timeout, log)
+	} else {
+		cn = attachedConn(att, r.cfg.Timeout, log)
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 	defer cancel()
 	hello, err := cn.handshake(hctx, c.User(), c.Group())
 	if err != nil {
 		cn.close(err)
-		if rmErr := r.engine.Remove(context.WithoutCancel(ctx), c.ID()); rmErr != nil {
-			r.cfg.Logger.Warn("remove a container whose agent failed its handshake", "container", docker.Short(c.ID()), "err", rmErr)
-		}
-		return nil, fmt.Errorf("container %s: %w", docker.Short(c.ID()), err)
+		return fail(err)
 	}
 	return &Sandbox{Container: c, conn: cn, cfg: r.cfg, spawn: hello.Spawn}, nil
 }

@@ -134,7 +134,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		var f proto.Frame
 		var err error
 		select {
-		case f = <-s.conn.frames:
+		case f = <-s.conn.in:
 			heard = true
 		case <-ticker.C:
 			if !heard && pingDeadline == nil {
@@ -166,8 +166,11 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		if err != nil {
 			out.Duration = time.Since(start)
 			out.Reusable = false
+			// Read before anything else: the cgroup of a sandbox gone whole
+			// is removed soon after.
+			res, ooms, known := acct.End()
 			if s.Stopped(context.WithoutCancel(ctx)) {
-				if res, ooms, known := acct.End(); known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx)) {
+				if known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx), acct) {
 					// The memory limit took the whole sandbox, as it does
 					// under gVisor, whose kernel is one process of it.
 					out.Resources, out.OOMKilled, out.ExitCode, out.Signal = res, true, 137, 9

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/execq/execq/tasks"
 )
@@ -37,6 +40,10 @@ type cgroup struct {
 	// which cost more than all the reads. Engine.Remove closes them.
 	mu    sync.Mutex
 	files map[string]*os.File
+	// oomEvents is an eventfd the kernel signals at each OOM of the
+	// cgroup, and once more when the cgroup is removed (cgroup v1's
+	// cgroup.event_control on memory.oom_control); nil where none is.
+	oomEvents *os.File
 }
 
 // findCgroup locates the cgroup of the container whose init has host PID
@@ -146,6 +153,8 @@ func (cg *cgroup) begin() *accounting {
 	if cg == nil {
 		return a
 	}
+	// What was signaled before belongs to earlier executions.
+	cg.takeOOMEvents()
 	// v1: writing 0 resets the peak to the current usage; v2: writing
 	// to memory.peak resets the peak seen through that open file.
 	reset := "0"
@@ -171,23 +180,27 @@ func (a *accounting) end() (*tasks.Resources, uint64, bool) {
 	if a == nil || a.cg == nil || a.err != nil {
 		return nil, 0, false
 	}
-	cpu, err := a.cg.readCPU()
-	if err != nil {
-		return nil, 0, false
-	}
-	peak, err := a.cg.readUint(a.cg.peak)
-	if err != nil {
-		return nil, 0, false
-	}
+	// The OOM kills first: the cgroup of a sandbox the memory limit took
+	// whole (gVisor's) is removed soon after, and the count is what tells
+	// that death from a kill from outside.
 	oom, err := a.cg.readKeyed(a.cg.oom, "oom_kill")
 	known := err == nil
 	if err != nil {
 		oom = a.oom0
 	}
+	ooms := oom - min(a.oom0, oom)
+	cpu, err := a.cg.readCPU()
+	if err != nil {
+		return nil, ooms, known
+	}
+	peak, err := a.cg.readUint(a.cg.peak)
+	if err != nil {
+		return nil, ooms, known
+	}
 	return &tasks.Resources{
 		CPUTimeMs:       int64((cpu - min(a.cpu0, cpu)) / 1e6),
 		PeakMemoryBytes: int64(peak - min(a.base, peak)),
-	}, oom - min(a.oom0, oom), known
+	}, ooms, known
 }
 
 // readCPU returns the CPU time used, in nanoseconds.
@@ -280,4 +293,77 @@ func (cg *cgroup) close() {
 		_ = f.Close()
 		delete(cg.files, path)
 	}
+	if cg.oomEvents != nil {
+		_ = cg.oomEvents.Close()
+		cg.oomEvents = nil
+	}
+}
+
+// watchOOM registers cg.oomEvents, on cgroup v1. Without it, an OOM kill
+// that takes the whole container is known only from its counter, which
+// goes with the cgroup, and from the engine, which misses some (seen
+// under gVisor, whose kernel is one process of the container).
+func (cg *cgroup) watchOOM() error {
+	if cg.v2 {
+		return nil
+	}
+	oom, err := cg.file(cg.oom)
+	if err != nil {
+		return err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	events := os.NewFile(uintptr(efd), "oom events")
+	control := filepath.Join(filepath.Dir(cg.oom), "cgroup.event_control")
+	if err := os.WriteFile(control, fmt.Appendf(nil, "%d %d", efd, oom.Fd()), 0); err != nil {
+		events.Close()
+		return fmt.Errorf("watch the OOM events of %s: %w", filepath.Dir(cg.oom), err)
+	}
+	cg.mu.Lock()
+	cg.oomEvents = events
+	cg.mu.Unlock()
+	return nil
+}
+
+// takeOOMEvents returns how many times the kernel signaled cg.oomEvents
+// since the last call, and resets the count; ok is false without one.
+func (cg *cgroup) takeOOMEvents() (n uint64, ok bool) {
+	cg.mu.Lock()
+	defer cg.mu.Unlock()
+	if cg.oomEvents == nil {
+		return 0, false
+	}
+	var b [8]byte
+	if _, err := unix.Read(int(cg.oomEvents.Fd()), b[:]); err != nil {
+		// EAGAIN: none.
+		return 0, true
+	}
+	return binary.NativeEndian.Uint64(b[:]), true
+}
+
+// diedOfOOM reports, for a container seen gone, whether the memory limit
+// killed it: ok is false when that cannot be told. The kill signals the
+// eventfd before the container dies, and the cgroup's removal once more
+// after: two signals, or one while the cgroup is still there, are a kill.
+func (a *accounting) diedOfOOM() (oom, ok bool) {
+	if a == nil || a.cg == nil {
+		return false, false
+	}
+	n, watched := a.cg.takeOOMEvents()
+	if !watched {
+		return false, false
+	}
+	switch {
+	case n >= 2:
+		return true, true
+	case n == 0:
+		return false, true
+	}
+	if _, err := a.cg.read(a.cg.oom); err == nil {
+		return true, true
+	}
+	// Removed: the one signal may be the removal's.
+	return false, false
 }

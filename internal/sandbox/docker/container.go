@@ -111,16 +111,26 @@ func (c *Container) Stopped(ctx context.Context) bool {
 	return false
 }
 
+// HostPID returns the host PID of the container's main process and true
+// when this process sees the host's PIDs and that PID is still the
+// container's.
+func (c *Container) HostPID() (int, bool) {
+	return c.initPid, c.initPid > 0 && processOf(c.initPid, c.id)
+}
+
+// processOf reports whether host PID pid is a process of the container
+// id, as its cgroup says.
+func processOf(pid int, id string) bool {
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	return err == nil && strings.Contains(string(cg), id)
+}
+
 // processAlive reports whether host PID pid is a live process of the
 // container id: neither a zombie nor exiting. A container's init killed
 // from outside is exiting while the kernel kills the rest of its PID
 // namespace, so its commands are seen dead before it is.
 func processAlive(pid int, id string) bool {
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil || !strings.Contains(string(cg), id) {
-		return false
-	}
-	return live(pid)
+	return processOf(pid, id) && live(pid)
 }
 
 // pfExiting is the kernel's PF_EXITING: the process is in exit.
@@ -159,12 +169,16 @@ func (c *Container) running(ctx context.Context) (bool, error) {
 	return info.State != nil && info.State.Running, nil
 }
 
-// StoppedByOOM reports whether the memory limit killed the container,
-// once the engine has seen it stop (at most APITimeout from now). It is
-// for a container seen gone from the host's side: the engine learns of
-// the death through events that can come later, and it sets OOMKilled
-// with the container's exit.
-func (c *Container) StoppedByOOM(ctx context.Context) bool {
+// StoppedByOOM reports, for a container seen gone during the execution
+// acct measures, whether the memory limit killed it. The kernel's OOM
+// events tell where they are watched (cgroup v1); otherwise, or when they
+// cannot tell, the engine does, once it has seen the container stop (at
+// most APITimeout from now): it learns of the death through events that
+// can come later, and it misses some OOM kills of a container taken whole.
+func (c *Container) StoppedByOOM(ctx context.Context, acct Accounting) bool {
+	if oom, ok := acct.a.diedOfOOM(); ok {
+		return oom
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.e.cfg.APITimeout)
 	defer cancel()
 	stopped, failed := c.e.client.ContainerWait(ctx, c.id, container.WaitConditionNotRunning)

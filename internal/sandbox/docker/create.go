@@ -265,6 +265,9 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 	}
 	cg, err := findCgroup(e.cfg.CgroupRoot, info.State.Pid, id)
 	if err == nil {
+		if werr := cg.watchOOM(); werr != nil {
+			e.cfg.Logger.Debug("the kernel's OOM events of the container are not watched", "container", Short(id), "err", werr)
+		}
 		e.mu.Lock()
 		if e.cgroups == nil {
 			e.cgroups = make(map[string]*cgroup)
@@ -326,3 +329,8 @@ func (e *Engine) FixedLimits() bool { return e.cfg.OCIRuntime == gvisorRuntime }
 // agentModeReadable). Where it may not, a process of the agent's binary
 // started as the user is out of reach of the user's ptrace.
 func (e *Engine) UserReadsAgent() bool { return e.agent.mode == agentModeReadable }
+
+// OwnKernel reports whether containers run on a kernel of their own
+// (gVisor's): the host cannot reach what their processes create, such as
+// a unix socket in their network namespace.
+func (e *Engine) OwnKernel() bool { return e.cfg.OCIRuntime == gvisorRuntime }

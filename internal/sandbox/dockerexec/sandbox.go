@@ -92,7 +92,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 		if ctx.Err() == nil {
 			out.Reusable = !s.Stopped(context.WithoutCancel(ctx))
 			if !out.Reusable {
-				if known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx)) {
+				if known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx), acct) {
 					// The memory limit took the whole sandbox, as it does
 					// under gVisor, whose kernel is one process of it.
 					out.OOMKilled, out.ExitCode, out.Signal = true, 137, 9
@@ -129,7 +129,7 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 	out.Resources, ooms, known = acct.End()
 	if (res.code == 137 || res.code < 0) && s.Stopped(context.WithoutCancel(ctx)) {
 		out.Reusable = false
-		if known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx)) {
+		if known && ooms > 0 || s.StoppedByOOM(context.WithoutCancel(ctx), acct) {
 			out.OOMKilled = true
 			return out, nil
 		}

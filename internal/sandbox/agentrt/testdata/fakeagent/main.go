@@ -8,13 +8,19 @@
 //	liar     answers an Exec with an Exit, skipping Started
 //	dies     answers an Exec with Started, then exits
 //	hangs    answers an Exec with Started, then stops answering anything
+//	deaf     never listens on the socket it is given (--listen)
+//
+// With --listen it serves on that socket, as the agent does.
 package main
 
 import (
+	"io"
+	"log"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/execq/execq/internal/agent"
 	"github.com/execq/execq/internal/agent/proto"
 )
 
@@ -25,9 +31,23 @@ func main() {
 		select {}
 	}
 	uid, gid := flagInt("--uid"), flagInt("--gid")
-	w := proto.NewWriter(os.Stdout)
-	r := proto.NewReader(os.Stdin)
+	var in io.Reader = os.Stdin
+	var out io.Writer = os.Stdout
+	if name := flagString("--listen"); name != "" {
+		if behavior == "deaf" {
+			time.Sleep(time.Hour)
+		}
+		c, err := agent.AcceptWorker(name, time.Minute, log.New(os.Stderr, "fakeagent: ", 0))
+		if err != nil {
+			os.Exit(1)
+		}
+		in, out = c, c
+	}
+	w := proto.NewWriter(out)
+	r := proto.NewReader(in)
 	switch behavior {
+	case "deaf":
+		time.Sleep(time.Hour)
 	case "silent":
 		time.Sleep(time.Hour)
 	case "version":
@@ -63,11 +83,15 @@ func main() {
 }
 
 func flagInt(name string) int {
+	n, _ := strconv.Atoi(flagString(name))
+	return n
+}
+
+func flagString(name string) string {
 	for i, a := range os.Args {
 		if a == name && i+1 < len(os.Args) {
-			n, _ := strconv.Atoi(os.Args[i+1])
-			return n
+			return os.Args[i+1]
 		}
 	}
-	return 0
+	return ""
 }
