@@ -3,6 +3,7 @@
 package worker_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -312,9 +313,17 @@ func TestWarmPoolsPerImage(t *testing.T) {
 
 // Every execution of a short program reports the CPU time and memory it
 // used: the interpreter starts at once and may be over before a counter
-// read begun after the command was sent.
+// read begun after the command was sent. Under gVisor the container's
+// cgroup holds the sandbox's kernel, which may give the interpreter memory
+// an earlier execution freed without taking more from the host: the peak
+// is then what the sandbox took (measured here from 136 KiB to 5 MiB for
+// python3 -c pass), some but not 1 MiB at least.
 func TestShortProgramsAreMeasured(t *testing.T) {
 	requireLanguageImages(t)
+	minPeak := int64(1 << 20)
+	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+		minPeak = 1
+	}
 	forEachRuntime(t, func(t *testing.T, runtime string) {
 		b := setupIntegration(t, setupOptions{runtime: runtime, poolSize: 1})
 		n := 40
@@ -323,8 +332,8 @@ func TestShortProgramsAreMeasured(t *testing.T) {
 		}
 		for i := range n {
 			res := b.run(t, tasks.ExecRequest{Image: "execq-python:latest", Cmd: []string{"python3", "-c", "pass"}})
-			if res.Status != tasks.StatusSucceeded || res.Resources == nil || res.Resources.CPUTimeMs == 0 || res.Resources.PeakMemoryBytes < 1<<20 {
-				t.Fatalf("run %d of python3 -c pass: status %s, resources %+v; want some CPU time and a peak of 1 MiB at least", i, res.Status, res.Resources)
+			if res.Status != tasks.StatusSucceeded || res.Resources == nil || res.Resources.CPUTimeMs == 0 || res.Resources.PeakMemoryBytes < minPeak {
+				t.Fatalf("run %d of python3 -c pass: status %s, resources %+v; want some CPU time and a peak of %d bytes at least", i, res.Status, res.Resources, minPeak)
 			}
 		}
 	})
