@@ -3,7 +3,6 @@
 package worker_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -321,7 +320,7 @@ func TestWarmPoolsPerImage(t *testing.T) {
 func TestShortProgramsAreMeasured(t *testing.T) {
 	requireLanguageImages(t)
 	minPeak := int64(1 << 20)
-	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+	if testutil.GVisor() {
 		minPeak = 1
 	}
 	forEachRuntime(t, func(t *testing.T, runtime string) {

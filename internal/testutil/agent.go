@@ -56,11 +56,15 @@ func GoTool() string {
 	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
+// GVisor reports whether the tests run their sandboxes under gVisor
+// (EXECQ_TEST_OCI_RUNTIME=runsc).
+func GVisor() bool { return os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" }
+
 // RuntimeNames are the runtimes every integration test runs against: both,
 // but only the agent runtime under gVisor (EXECQ_TEST_OCI_RUNTIME=runsc),
 // where the docker-exec runtime is refused (dockerexec.ErrUnderGVisor).
 func RuntimeNames() []string {
-	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+	if GVisor() {
 		return []string{agentrt.Name}
 	}
 	return []string{agentrt.Name, dockerexec.Name}

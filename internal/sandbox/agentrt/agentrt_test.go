@@ -41,7 +41,7 @@ func exercise(t *testing.T, channel string) {
 	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: !gvisor(), GVisor: gvisor()})
 }
 
-func gvisor() bool { return os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" }
+func gvisor() bool { return testutil.GVisor() }
 
 // channelOf is the channel a runtime configured with channel uses here:
 // the tests run as root on the host, where the socket can be reached but
@@ -61,7 +61,7 @@ func TestSpawnModeFitsTheKernel(t *testing.T) {
 	t.Parallel()
 	_, sb, _ := newSandbox(t, "test-agent-spawn")
 	want := proto.SpawnTraced
-	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+	if gvisor() {
 		want = proto.SpawnLauncher
 	}
 	if got := sb.(*agentrt.Sandbox).Spawn(); got != want {

@@ -4,7 +4,6 @@ package dockerexec_test
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -18,13 +17,13 @@ import (
 // TestContract runs the contract suite; under gVisor, where the runtime is
 // refused, it checks the refusal instead.
 func TestContract(t *testing.T) {
-	if os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc" {
+	if testutil.GVisor() {
 		TestRefusedUnderGVisor(t)
 		return
 	}
 	sandboxtest.Exercise(t, func(t *testing.T) sandbox.Runtime {
 		return testutil.NewRuntime(t, testutil.Docker(t), dockerexec.Name, "test-dockerexec-"+strings.ReplaceAll(t.Name(), "/", "-"), testutil.RuntimeOptions{})
-	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: false, GVisor: os.Getenv("EXECQ_TEST_OCI_RUNTIME") == "runsc"})
+	}, sandboxtest.Options{Image: testutil.SandboxImage, KillsInPlace: false, GVisor: testutil.GVisor()})
 }
 
 // Under gVisor the agent's binary must be readable by the sandbox's user,
