@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -22,9 +23,19 @@ const (
 	// afterEOFPoll is the poll interval once the stream has ended, for the
 	// moment the engine has not yet recorded the exit.
 	afterEOFPoll = 2 * time.Millisecond
-	// drainFor is how long output still in flight is read after the exit,
-	// when a child keeps the stream open.
-	drainFor = 100 * time.Millisecond
+)
+
+// After the exit, while the stream has not ended, what the process wrote
+// may still be on its way through the engine, which holds up to about a
+// megabyte of it for a slow reader; or a child keeps the stream open. The
+// stream is read on until it ends, or has brought nothing for drainIdle
+// (a child holding it quietly), or has brought drainMaxBytes more than the
+// engine could have held, or drainMaxTime has passed (a child that keeps
+// writing).
+const (
+	drainIdle     = 100 * time.Millisecond
+	drainMaxBytes = 8 << 20
+	drainMaxTime  = 10 * time.Second
 )
 
 // execSpec is one process to start in the container.
@@ -36,6 +47,9 @@ type execSpec struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// whole: nothing but the process holds the stream (a helper), so all
+	// of it is read, until it ends or ctx does.
+	whole bool
 }
 
 // execResult is how a process ended. pid is 0 when the engine never
@@ -69,7 +83,8 @@ func (s *Sandbox) exec(ctx context.Context, spec execSpec) (execResult, error) {
 	if err != nil {
 		return execResult{code: -1}, fmt.Errorf("exec attach in %s: %w", docker.Short(s.ID()), err)
 	}
-	stdout, stderr := orDiscard(spec.stdout), orDiscard(spec.stderr)
+	var fl flow
+	stdout, stderr := fl.writer(orDiscard(spec.stdout)), fl.writer(orDiscard(spec.stderr))
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -105,12 +120,18 @@ func (s *Sandbox) exec(ctx context.Context, spec execSpec) (execResult, error) {
 				return execResult{code: -1}, err
 			}
 			if !running {
-				if eof != nil {
+				if eof == nil {
+					return res, nil
+				}
+				if spec.whole {
 					select {
 					case <-eof:
-					case <-time.After(drainFor):
+						return res, nil
+					case <-ctx.Done():
+						return execResult{code: -1}, context.Cause(ctx)
 					}
 				}
+				fl.drain(eof)
 				return res, nil
 			}
 			poll.Reset(interval)
@@ -118,6 +139,50 @@ func (s *Sandbox) exec(ctx context.Context, spec execSpec) (execResult, error) {
 		case <-ctx.Done():
 			return execResult{code: -1}, context.Cause(ctx)
 		}
+	}
+}
+
+// flow follows what the stream brings: the bytes passed on, and whether
+// a write to the reader is under way (a slow reader is not an idle stream).
+type flow struct {
+	bytes   atomic.Int64
+	writing atomic.Int32
+}
+
+func (f *flow) writer(w io.Writer) io.Writer { return flowWriter{f: f, w: w} }
+
+type flowWriter struct {
+	f *flow
+	w io.Writer
+}
+
+func (fw flowWriter) Write(p []byte) (int, error) {
+	fw.f.writing.Add(1)
+	defer fw.f.writing.Add(-1)
+	n, err := fw.w.Write(p)
+	fw.f.bytes.Add(int64(n))
+	return n, err
+}
+
+// drain waits, after the exit, until eof closes or the stream is idle or
+// over its bounds (see drainIdle).
+func (f *flow) drain(eof <-chan struct{}) {
+	start := f.bytes.Load()
+	last := start
+	deadline := time.Now().Add(drainMaxTime)
+	tick := time.NewTicker(drainIdle)
+	defer tick.Stop()
+	for {
+		select {
+		case <-eof:
+			return
+		case <-tick.C:
+		}
+		n := f.bytes.Load()
+		if n == last && f.writing.Load() == 0 || n-start > drainMaxBytes || time.Now().After(deadline) {
+			return
+		}
+		last = n
 	}
 }
 
@@ -142,6 +207,7 @@ func (s *Sandbox) helper(ctx context.Context, args []string, stdin io.Reader, st
 		stdin:  stdin,
 		stdout: stdout,
 		stderr: &limitedBuffer{buf: &stderr, max: 16 << 10},
+		whole:  true,
 	})
 	if err != nil {
 		return stderr.String(), err

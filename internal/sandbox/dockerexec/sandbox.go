@@ -217,10 +217,13 @@ func (s *Sandbox) Collect(ctx context.Context, spec sandbox.CollectSpec) (sandbo
 	if err != nil {
 		return res, fmt.Errorf("collect from %s: %w", docker.Short(s.ID()), err)
 	}
+	// The helper's report comes last, after the archive: without it the
+	// archive may have ended early at an entry's boundary.
 	var rep proto.CollectReport
-	if line := lastLine(stderr); json.Unmarshal([]byte(line), &rep) == nil {
-		res.Truncated = rep.Truncated
+	if line := lastLine(stderr); json.Unmarshal([]byte(line), &rep) != nil {
+		return res, fmt.Errorf("collect from %s: the helper's report is missing, so the archive may be incomplete: %q", docker.Short(s.ID()), bytes.TrimSpace([]byte(stderr)))
 	}
+	res.Truncated = rep.Truncated
 	return res, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,6 +75,17 @@ type contractCase struct {
 }
 
 type output struct{ stdout, stderr bytes.Buffer }
+
+// slowWriter is a consumer that takes pause over every write.
+type slowWriter struct {
+	w     io.Writer
+	pause time.Duration
+}
+
+func (s slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	return s.w.Write(p)
+}
 
 func (b *bundle) run(t *testing.T, ctx context.Context, stdin []byte, dir string, argv ...string) (sandbox.Outcome, *output, error) {
 	t.Helper()
@@ -371,6 +383,23 @@ var cases = []contractCase{
 			if f := got[name]; f.Error == "" || len(f.Content) != 0 {
 				t.Errorf("%s was collected: %+v", name, f)
 			}
+		}
+	}},
+	{name: "output_in_flight_at_the_exit_arrives_whole", run: func(t *testing.T, b *bundle) {
+		// A consumer slower than the command: when the command exits, much
+		// of what it wrote is still on its way, and all of it must arrive.
+		const size = 1 << 20
+		var got bytes.Buffer
+		cmd := sandbox.Command{
+			Cmd: []string{"head", "-c", strconv.Itoa(size), "/dev/zero"}, Dir: tasks.Workspace,
+			Stdout: slowWriter{w: &got, pause: 20 * time.Millisecond},
+		}
+		out, err := b.sb.Run(testutil.Context(t, time.Minute), cmd)
+		if err != nil || out.ExitCode != 0 {
+			t.Fatalf("run: exit %d, %v", out.ExitCode, err)
+		}
+		if got.Len() != size {
+			t.Errorf("got %d bytes of stdout, want %d", got.Len(), size)
 		}
 	}},
 	{name: "collect_stops_at_the_byte_cap", run: func(t *testing.T, b *bundle) {
