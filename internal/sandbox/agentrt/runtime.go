@@ -203,9 +203,10 @@ func (r *Runtime) create(ctx context.Context, img sandbox.Image, limits sandbox.
 	} else {
 		cn = attachedConn(att, r.cfg.Timeout, log)
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
-	defer cancel()
-	hello, err := cn.handshake(hctx, c.User(), c.Group())
+	// The read of the agent's Hello is bounded by the channel's own
+	// timeout, which says what failed; a second bound of the same length
+	// would race it.
+	hello, err := cn.handshake(context.WithoutCancel(ctx), c.User(), c.Group())
 	if err != nil {
 		cn.close(err)
 		return fail(err)
