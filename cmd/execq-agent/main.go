@@ -130,6 +130,10 @@ func serve(args []string) error {
 	if err := agent.DropBoundingSet(); err != nil {
 		return err
 	}
+	if err := agent.SlackenThreads(); err != nil {
+		// Slower, not wrong: the runtime's monitor wakes more often.
+		logger.Printf("timer slack left as it is: %v", err)
+	}
 	agent.ReserveThreads(threadReserve)
 	cfg := agent.Config{Sandbox: *sb, Name: name, Log: logger, Trace: true}
 	if *listen == "" {

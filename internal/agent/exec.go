@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,15 +148,19 @@ func (s *Server) spawnLaunched(x proto.Exec, env []string, files []uintptr) (int
 	}
 	defer reportR.Close()
 	s.reaper.mu.Lock()
-	pid, err := syscall.ForkExec(s.cfg.Launcher, []string{"execq-agent", "launch"}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   env,
-		Files: append(files, specR.Fd(), reportW.Fd()),
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
-		},
+	runtime.LockOSThread()
+	pid, err := withCommandSlack(func() (int, error) {
+		return syscall.ForkExec(s.cfg.Launcher, []string{"execq-agent", "launch"}, &syscall.ProcAttr{
+			Dir:   "/",
+			Env:   env,
+			Files: append(files, specR.Fd(), reportW.Fd()),
+			Sys: &syscall.SysProcAttr{
+				Setsid:     true,
+				Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
+			},
+		})
 	})
+	runtime.UnlockOSThread()
 	var exited <-chan exitStatus
 	if err == nil {
 		exited = s.reaper.watchLocked(pid)

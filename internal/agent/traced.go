@@ -75,15 +75,17 @@ func (s *Server) spawnTraced(x proto.Exec, env []string, files []uintptr) (int, 
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pid, err := syscall.ForkExec(program, x.Argv, &syscall.ProcAttr{
-		Dir:   x.Dir,
-		Env:   env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
-			Ptrace:     true,
-		},
+	pid, err := withCommandSlack(func() (int, error) {
+		return syscall.ForkExec(program, x.Argv, &syscall.ProcAttr{
+			Dir:   x.Dir,
+			Env:   env,
+			Files: files,
+			Sys: &syscall.SysProcAttr{
+				Setsid:     true,
+				Credential: &syscall.Credential{Uid: uint32(sb.UID), Gid: uint32(sb.GID), Groups: []uint32{}},
+				Ptrace:     true,
+			},
+		})
 	})
 	if err != nil {
 		return 0, nil, execFailure(x.Argv[0], err)

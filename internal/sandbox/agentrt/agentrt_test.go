@@ -5,13 +5,16 @@ package agentrt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/execq/execq/internal/agent"
 	"github.com/execq/execq/internal/agent/proto"
 	"github.com/execq/execq/internal/sandbox"
 	"github.com/execq/execq/internal/sandbox/agentrt"
@@ -66,6 +69,36 @@ func TestSpawnModeFitsTheKernel(t *testing.T) {
 	}
 	if got := sb.(*agentrt.Sandbox).Spawn(); got != want {
 		t.Errorf("the agent spawns %q, want %q", got, want)
+	}
+}
+
+// The agent's threads sleep with its timer slack (so that the Go runtime's
+// monitor wakes seldom), which the contract suite checks its commands do
+// not inherit. Under gVisor the agent's threads are not the host's.
+func TestTheAgentsThreadsSleepWithSlack(t *testing.T) {
+	t.Parallel()
+	if gvisor() {
+		t.Skip("under gVisor the agent's threads live in gVisor's kernel")
+	}
+	_, sb, ctx := newSandbox(t, "test-agent-slack")
+	info, err := testutil.Docker(t).ContainerInspect(ctx, sb.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	threads, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", info.State.Pid))
+	if err != nil || len(threads) < 2 {
+		t.Fatalf("the agent's threads: %v %v", threads, err)
+	}
+	want := strconv.FormatInt(agent.ThreadSlack.Nanoseconds(), 10)
+	for _, thread := range threads {
+		tid := filepath.Base(thread)
+		got, err := os.ReadFile("/proc/" + tid + "/timerslack_ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(got)) != want {
+			t.Errorf("thread %s of the agent sleeps with a slack of %s ns, want %s", tid, strings.TrimSpace(string(got)), want)
+		}
 	}
 }
 

@@ -457,6 +457,15 @@ var cases = []contractCase{
 			t.Errorf("exit %d, OOMKilled %v; want 137 and no OOM", out.ExitCode, out.OOMKilled)
 		}
 	}},
+	{name: "commands_start_with_the_kernels_timer_slack", run: func(t *testing.T, b *bundle) {
+		// Whatever slack the runtime's own threads sleep with, a command's
+		// timers are as precise as in any process of the image.
+		_, o := b.mustRun(t, "sh", "-c", "cat /proc/self/timerslack_ns 2>/dev/null || echo none")
+		got := strings.TrimSpace(o.stdout.String())
+		if got != "50000" && !(b.opts.GVisor && got == "none") {
+			t.Errorf("a command's timer slack is %q ns, want the kernel's default 50000", got)
+		}
+	}},
 	{name: "measures_cpu_time", run: func(t *testing.T, b *bundle) {
 		out, _ := b.mustRun(t, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i + 1)); done")
 		if out.Resources == nil || out.Resources.CPUTimeMs < 100 {
