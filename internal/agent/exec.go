@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,7 +147,6 @@ func (s *Server) spawnLaunched(x proto.Exec, env []string, files []uintptr) (int
 	}
 	defer reportR.Close()
 	s.reaper.mu.Lock()
-	runtime.LockOSThread()
 	pid, err := withCommandSlack(func() (int, error) {
 		return syscall.ForkExec(s.cfg.Launcher, []string{"execq-agent", "launch"}, &syscall.ProcAttr{
 			Dir:   "/",
@@ -160,7 +158,6 @@ func (s *Server) spawnLaunched(x proto.Exec, env []string, files []uintptr) (int
 			},
 		})
 	})
-	runtime.UnlockOSThread()
 	var exited <-chan exitStatus
 	if err == nil {
 		exited = s.reaper.watchLocked(pid)

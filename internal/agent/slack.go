@@ -4,6 +4,7 @@ package agent
 
 import (
 	"fmt"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ var commandSlack uintptr
 
 // SlackenThreads gives every thread of the agent, and those it creates
 // later, the timer slack ThreadSlack; commands still start with the slack
-// the agent had (see forkSlack). It needs a program without cgo.
+// the agent had (see withCommandSlack). It needs a program without cgo.
 func SlackenThreads() error {
 	cur, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
 	if err != nil {
@@ -39,13 +40,14 @@ func SlackenThreads() error {
 }
 
 // withCommandSlack runs fork, which starts a command from the calling
-// thread, with the thread's timer slack set to the one commands start
-// with; the child inherits it. The caller has locked the goroutine to its
-// thread.
+// thread, on that thread with its timer slack set to the one commands
+// start with: the child inherits it.
 func withCommandSlack[T any](fork func() (T, error)) (T, error) {
 	if commandSlack == 0 {
 		return fork()
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, commandSlack, 0, 0, 0); err != nil {
 		var zero T
 		return zero, fmt.Errorf("set the timer slack commands start with: %w", err)
