@@ -603,8 +603,20 @@ func (p *Pool) release(e *entry, cause string) {
 		start := time.Now()
 		rep, err := e.sb.Reset(ctx)
 		cancel()
+		took := time.Since(start)
 		if p.cfg.OnReset != nil {
-			p.cfg.OnReset(time.Since(start), rep, err)
+			p.cfg.OnReset(took, rep, err)
+		}
+		short := e.sb.ID()[:min(12, len(e.sb.ID()))]
+		if err == nil {
+			// A reset of a second or more kept the container from the
+			// queue (a fork bomb's, say): that is said at info.
+			level := slog.LevelDebug
+			if took >= time.Second {
+				level = slog.LevelInfo
+			}
+			p.cfg.Logger.Log(context.Background(), level, "container reset", "container", short,
+				"killed", rep.Killed, "removed", rep.Removed, "took", took.Round(time.Microsecond))
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -614,7 +626,7 @@ func (p *Pool) release(e *entry, cause string) {
 			return
 		}
 		if err != nil {
-			p.cfg.Logger.Warn("container reset failed; replacing it", "container", e.sb.ID()[:min(12, len(e.sb.ID()))], "err", err)
+			p.cfg.Logger.Warn("container reset failed; replacing it", "container", short, "took", took.Round(time.Microsecond), "err", err)
 			delete(p.all, e.sb.ID())
 			p.removeLocked(e, CauseResetFailed)
 			p.fillLocked()

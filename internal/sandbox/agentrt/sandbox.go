@@ -312,7 +312,8 @@ func (s *Sandbox) readArchive(ctx context.Context, w io.Writer, budget time.Dura
 	}
 }
 
-// Reset asks the agent to kill, empty and verify.
+// Reset asks the agent to kill, empty and verify, then checks from the
+// host that no process is left.
 func (s *Sandbox) Reset(ctx context.Context) (sandbox.ResetReport, error) {
 	var rep sandbox.ResetReport
 	if err := s.conn.sendJSON(proto.TReset, proto.Reset{BudgetMillis: s.cfg.ResetTimeout.Milliseconds()}); err != nil {
@@ -327,6 +328,11 @@ func (s *Sandbox) Reset(ctx context.Context) (sandbox.ResetReport, error) {
 			err = fmt.Errorf("%w: %v", sandbox.ErrDirty, err)
 		}
 		return rep, fmt.Errorf("reset %s: %w", docker.Short(s.ID()), err)
+	}
+	// The agent sees the processes of its PID namespace; the kernel's list
+	// of the container's is checked as well.
+	if err := s.VerifyAlone(); err != nil {
+		return rep, fmt.Errorf("reset: %w", err)
 	}
 	return rep, nil
 }

@@ -31,6 +31,8 @@ type cgroup struct {
 	oom string
 	// usage is memory.usage_in_bytes on v1, memory.current on v2.
 	usage string
+	// procs is cgroup.procs: the host PIDs of the cgroup's processes.
+	procs string
 	// hostProc is true when the worker sees the host's /proc: then the
 	// container's PIDs can be looked up there.
 	hostProc bool
@@ -78,6 +80,7 @@ func v1Cgroup(cpuDir, memDir string) *cgroup {
 		peak:  filepath.Join(memDir, "memory.max_usage_in_bytes"),
 		oom:   filepath.Join(memDir, "memory.oom_control"),
 		usage: filepath.Join(memDir, "memory.usage_in_bytes"),
+		procs: filepath.Join(memDir, "cgroup.procs"),
 	}
 }
 
@@ -88,6 +91,7 @@ func v2Cgroup(dir string) *cgroup {
 		peak:  filepath.Join(dir, "memory.peak"),
 		oom:   filepath.Join(dir, "memory.events"),
 		usage: filepath.Join(dir, "memory.current"),
+		procs: filepath.Join(dir, "cgroup.procs"),
 	}
 }
 
@@ -280,6 +284,25 @@ func (cg *cgroup) readKeyed(path, key string) (uint64, error) {
 	}
 	// Kernels before 4.13 do not count oom_kill; count none.
 	return 0, nil
+}
+
+// processes returns the host PIDs of the cgroup's live processes. The
+// file is opened for each call: cgroup v1 builds the list at the first
+// read of an open file and may serve it again to later reads.
+func (cg *cgroup) processes() ([]int, error) {
+	b, err := os.ReadFile(cg.procs)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for f := range bytes.FieldsSeq(b) {
+		pid, err := strconv.Atoi(string(f))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a PID", cg.procs, f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 // close closes the counters' files; a later read opens them again.

@@ -28,6 +28,9 @@ type Container struct {
 	pidsReserve int64
 	cgroup      *cgroup // nil when the host's cgroups cannot be read
 	initPid     int     // host PID of the container's main process
+	// own is how many processes the container holds of its own: its
+	// main process, and the command under the engine's init.
+	own int
 }
 
 // ID is the container ID.
@@ -73,6 +76,27 @@ func (c *Container) SetLimits(ctx context.Context, l sandbox.Limits) error {
 		return fmt.Errorf("update limits of %s: %w", Short(c.id), err)
 	}
 	c.limits = l
+	return nil
+}
+
+// VerifyAlone checks, from the host, that the container's cgroup holds
+// no process but its own: what a reset left behind is there, whatever its
+// PID namespace or uid, where no process inside can hide it. It returns an
+// error wrapping sandbox.ErrDirty when more are there or the list cannot
+// be read, and nil without the host's cgroups, or under gVisor, whose
+// processes are not the host's.
+func (c *Container) VerifyAlone() error {
+	if c.cgroup == nil || c.e.OwnKernel() {
+		return nil
+	}
+	pids, err := c.cgroup.processes()
+	if err != nil {
+		return fmt.Errorf("%w: list the processes of container %s: %v", sandbox.ErrDirty, Short(c.id), err)
+	}
+	if len(pids) > c.own {
+		return fmt.Errorf("%w: container %s holds %d processes, %d of its own (host PIDs %v)",
+			sandbox.ErrDirty, Short(c.id), len(pids), c.own, pids[:min(len(pids), 10)])
+	}
 	return nil
 }
 

@@ -284,6 +284,10 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 				"container", Short(id), "err", err)
 		}
 	}
+	own := 1
+	if spec.Init {
+		own = 2
+	}
 	return &Container{
 		e:           e,
 		id:          id,
@@ -295,6 +299,7 @@ func (e *Engine) start(ctx context.Context, id string, spec Spec, uid, gid int, 
 		pidsReserve: spec.PidsReserve,
 		cgroup:      cg,
 		initPid:     info.State.Pid,
+		own:         own,
 	}, nil
 }
 

@@ -131,7 +131,9 @@ func (s *Sandbox) exec(ctx context.Context, spec execSpec) (execResult, error) {
 						return execResult{code: -1}, context.Cause(ctx)
 					}
 				}
-				fl.drain(eof)
+				// The exit is known: the context's end only cuts the drain
+				// short.
+				fl.drain(ctx, eof)
 				return res, nil
 			}
 			poll.Reset(interval)
@@ -165,8 +167,8 @@ func (fw flowWriter) Write(p []byte) (int, error) {
 }
 
 // drain waits, after the exit, until eof closes or the stream is idle or
-// over its bounds (see drainIdle).
-func (f *flow) drain(eof <-chan struct{}) {
+// over its bounds (see drainIdle), or ctx ends.
+func (f *flow) drain(ctx context.Context, eof <-chan struct{}) {
 	start := f.bytes.Load()
 	last := start
 	deadline := time.Now().Add(drainMaxTime)
@@ -175,6 +177,8 @@ func (f *flow) drain(eof <-chan struct{}) {
 	for {
 		select {
 		case <-eof:
+			return
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}

@@ -227,7 +227,8 @@ func (s *Sandbox) Collect(ctx context.Context, spec sandbox.CollectSpec) (sandbo
 	return res, nil
 }
 
-// Reset kills, empties and verifies through the helper.
+// Reset kills, empties and verifies through the helper, then checks
+// from the host that no process is left.
 func (s *Sandbox) Reset(ctx context.Context) (sandbox.ResetReport, error) {
 	var rep sandbox.ResetReport
 	ctx, cancel := context.WithTimeout(ctx, s.rt.cfg.ResetTimeout+s.rt.cfg.HelperTimeout)
@@ -244,7 +245,13 @@ func (s *Sandbox) Reset(ctx context.Context) (sandbox.ResetReport, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return rep, fmt.Errorf("reset %s: %w: the report %q does not decode", docker.Short(s.ID()), sandbox.ErrDirty, stdout.String())
 	}
-	return sandbox.ResetReport{Killed: r.Killed, Removed: r.Removed, Took: time.Duration(r.Micros) * time.Microsecond}, nil
+	rep = sandbox.ResetReport{Killed: r.Killed, Removed: r.Removed, Took: time.Duration(r.Micros) * time.Microsecond}
+	// The helper sees the processes of its PID namespace; the kernel's
+	// list of the container's is checked as well.
+	if err := s.VerifyAlone(); err != nil {
+		return rep, fmt.Errorf("reset: %w", err)
+	}
+	return rep, nil
 }
 
 func lastLine(s string) string {

@@ -331,6 +331,26 @@ var cases = []contractCase{
 			t.Errorf("after reset:\n%s\nwant:\n%s", got, want)
 		}
 	}},
+	{name: "reset_fails_on_a_process_only_the_host_sees", run: func(t *testing.T, b *bundle) {
+		if b.opts.GVisor {
+			// The sandbox's processes are gVisor's, not the host's: its
+			// kernel, which the agent asks, sees them all.
+			t.Log("not under gVisor")
+			return
+		}
+		// A process in the container's cgroups but outside its PID
+		// namespace, as a stuck exec of the engine would be: the agent
+		// cannot see it, and it holds a slot of the process limit.
+		b.mustRun(t, "true")
+		pid := testutil.Intrude(t, testutil.Docker(t), b.sb.ID())
+		_, err := b.sb.Reset(testutil.Context(t, time.Minute))
+		if !errors.Is(err, sandbox.ErrDirty) {
+			t.Fatalf("reset with host PID %d in the container: %v; want ErrDirty", pid, err)
+		}
+		if !strings.Contains(err.Error(), strconv.Itoa(pid)) {
+			t.Errorf("the reset's error does not name the process: %v", err)
+		}
+	}},
 	{name: "reset_removes_a_tree_deeper_than_path_max", run: func(t *testing.T, b *bundle) {
 		// Each turn wraps the tree in one more directory of a 200-byte
 		// name, so that no path the shell handles is long.
