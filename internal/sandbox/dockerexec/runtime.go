@@ -38,6 +38,7 @@ type Client interface {
 const (
 	DefaultHelperTimeout = 15 * time.Second
 	DefaultResetTimeout  = 15 * time.Second
+	DefaultKillTimeout   = 2500 * time.Millisecond
 )
 
 // Config configures a Runtime.
@@ -48,6 +49,12 @@ type Config struct {
 	HelperTimeout time.Duration
 	// ResetTimeout bounds a reset. Defaults to 15s.
 	ResetTimeout time.Duration
+	// KillTimeout bounds the helper's kill of a command ended by its
+	// deadline or a cancel; past it the container is killed whole and
+	// replaced, so that the result waits for no slower kill (a fork bomb
+	// that fills the process limit leaves the helper little room).
+	// Defaults to 2.5s.
+	KillTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResetTimeout <= 0 {
 		c.ResetTimeout = DefaultResetTimeout
+	}
+	if c.KillTimeout <= 0 {
+		c.KillTimeout = DefaultKillTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

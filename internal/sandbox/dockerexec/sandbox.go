@@ -102,9 +102,13 @@ func (s *Sandbox) Run(ctx context.Context, cmd sandbox.Command) (sandbox.Outcome
 			}
 			return out, fmt.Errorf("run %q: %w", cmd.Cmd[0], err)
 		}
-		if kerr := s.killSince(context.WithoutCancel(ctx), before); kerr != nil {
-			// A fork bomb that holds every process slot leaves no room for
-			// the helper: the container goes down with its processes.
+		kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), s.rt.cfg.KillTimeout)
+		kerr := s.killSince(kctx, before)
+		kcancel()
+		if kerr != nil {
+			// A fork bomb that holds every process slot leaves the helper
+			// no room, or no time: the container goes down with its
+			// processes.
 			out.Reusable = false
 			if kerr := s.Kill(ctx); kerr != nil {
 				return out, fmt.Errorf("run %q: %w (and the kill failed: %v)", cmd.Cmd[0], err, kerr)
